@@ -1,0 +1,53 @@
+# Two commands on a fresh machine: `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARTIFACTS ?= artifacts
+PORT ?= 8000
+HOST ?= 127.0.0.1
+
+.PHONY: install system-deps lint test test-fast serve demo-model bench clean
+
+$(STAMP): pyproject.toml constraints/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints/dev.txt torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints/dev.txt -e '.[train,dev]'
+	touch $@
+
+install: $(STAMP)
+
+# Chromium (browser tests) and wrk (benchmarks) come from Debian's packages.
+system-deps:
+	@if ! command -v chromium >/dev/null || ! command -v wrk >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wrk >/dev/null; \
+	  else echo "chromium/wrk missing and not root: browser tests and wrk benchmarks will be skipped"; fi; \
+	fi
+
+lint: install
+	$(BIN)/ruff check model service benchmarks tests
+	$(BIN)/ruff format --check model service benchmarks tests
+	$(BIN)/mypy
+
+test: install system-deps lint
+	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m "not slow and not browser"
+
+$(ARTIFACTS)/manifest.json: | $(STAMP)
+	$(BIN)/alexnet train --dataset shapes --out checkpoints
+	$(BIN)/alexnet export --checkpoint checkpoints/last.pt --out $(ARTIFACTS) --int8
+
+demo-model: $(ARTIFACTS)/manifest.json
+
+serve: install demo-model
+	$(BIN)/alexnet serve --artifacts $(ARTIFACTS) --host $(HOST) --port $(PORT)
+
+bench: install demo-model system-deps
+	$(BIN)/alexnet bench --artifacts $(ARTIFACTS)
+
+clean:
+	rm -rf $(VENV) checkpoints test-artifacts .pytest_cache .mypy_cache .ruff_cache

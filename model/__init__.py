@@ -1,0 +1,1 @@
+"""The PyTorch half: AlexNet's architecture, data, training and export to ONNX."""

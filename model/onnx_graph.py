@@ -1,0 +1,105 @@
+"""Build the ONNX graph of an AlexNet straight from its layer specs and weights.
+
+Emitting the graph from the specs (instead of tracing PyTorch) keeps every layer
+one ONNX node with its own name as an output: LRN stays the ONNX `LRN` op, where
+the tracing exporter decomposes it into some forty nodes; and the graph does not
+depend on which exporter a torch release ships. Export checks it against PyTorch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from model.architecture import Architecture, LayerSpec, layer_table
+
+OPSET = 17
+INPUT_NAME = "input"
+LOGITS_NAME = "logits"
+
+
+def _layer_nodes(spec: LayerSpec, source: str, weights: dict[str, np.ndarray],
+                 initializers: list[onnx.TensorProto]) -> tuple[list[onnx.NodeProto], str]:
+    """The nodes of one layer, reading `source`, and the name of its output."""
+    name = spec.name
+    raw = f"{name}_pre_relu" if spec.relu else name
+    nodes: list[onnx.NodeProto] = []
+    if spec.kind in ("conv", "fc"):
+        weight, bias = weights[f"layers.{name}.weight"], weights[f"layers.{name}.bias"]
+        initializers += [numpy_helper.from_array(weight, f"{name}.weight"),
+                         numpy_helper.from_array(bias, f"{name}.bias")]
+    if spec.kind == "conv":
+        nodes.append(helper.make_node(
+            "Conv", [source, f"{name}.weight", f"{name}.bias"], [raw], name=name,
+            kernel_shape=[spec.kernel] * 2, strides=[spec.stride] * 2,
+            pads=[spec.padding] * 4, group=spec.groups))
+    elif spec.kind == "maxpool":
+        nodes.append(helper.make_node(
+            "MaxPool", [source], [raw], name=name, kernel_shape=[spec.kernel] * 2,
+            strides=[spec.stride] * 2, pads=[spec.padding] * 4))
+    elif spec.kind == "lrn":
+        nodes.append(helper.make_node(
+            "LRN", [source], [raw], name=name, size=spec.lrn_size,
+            alpha=spec.lrn_alpha_per_size, beta=spec.lrn_beta, bias=spec.lrn_k))
+    else:  # fc: flatten (a no-op after the first fc) then y = x W^T + b
+        flat = f"{name}_flat"
+        nodes.append(helper.make_node("Flatten", [source], [flat], name=f"{name}_flatten", axis=1))
+        nodes.append(helper.make_node("Gemm", [flat, f"{name}.weight", f"{name}.bias"], [raw],
+                                      name=name, transB=1))
+    if spec.relu:
+        nodes.append(helper.make_node("Relu", [raw], [name], name=f"{name}_relu"))
+    return nodes, name
+
+
+def build_onnx_model(arch: Architecture, weights: dict[str, np.ndarray], *,
+                     producer: str = "alexnet-serving") -> onnx.ModelProto:
+    """An fp32 model: input `input` (N,3,S,S); outputs `logits`, then every layer by name."""
+    rows = layer_table(arch)
+    nodes: list[onnx.NodeProto] = []
+    initializers: list[onnx.TensorProto] = []
+    source = INPUT_NAME
+    for spec in arch.layers:
+        layer_nodes, source = _layer_nodes(spec, source, weights, initializers)
+        nodes += layer_nodes
+    # The logits are the last layer's output under their own name as well.
+    nodes.append(helper.make_node("Identity", [source], [LOGITS_NAME], name=LOGITS_NAME))
+    size = arch.input_size
+    inputs = [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 3, size, size])]
+    outputs = [helper.make_tensor_value_info(LOGITS_NAME, TensorProto.FLOAT,
+                                             ["N", arch.layers[-1].out])]
+    outputs += [helper.make_tensor_value_info(row.name, TensorProto.FLOAT, ["N", *row.output_shape])
+                for row in rows]
+    graph = helper.make_graph(nodes, f"alexnet_{arch.variant}", inputs, outputs, initializers)
+    model = helper.make_model(graph, producer_name=producer,
+                              opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8  # readable by every onnxruntime release since 1.14
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Weights and compute in fp16, inputs and outputs still fp32 so clients see no change."""
+    fp16 = onnx.ModelProto()
+    fp16.CopyFrom(model)
+    graph = fp16.graph
+    for init in graph.initializer:
+        array = numpy_helper.to_array(init).astype(np.float16)
+        init.CopyFrom(numpy_helper.from_array(array, init.name))
+    cast_in = helper.make_node("Cast", [INPUT_NAME], [f"{INPUT_NAME}_fp16"],
+                               name="input_to_fp16", to=TensorProto.FLOAT16)
+    for node in graph.node:
+        node.input[:] = [f"{INPUT_NAME}_fp16" if n == INPUT_NAME else n for n in node.input]
+    casts_out = []
+    for output in graph.output:
+        internal = f"{output.name}_fp16"
+        for node in graph.node:
+            node.output[:] = [internal if n == output.name else n for n in node.output]
+            node.input[:] = [internal if n == output.name else n for n in node.input]
+        casts_out.append(helper.make_node("Cast", [internal], [output.name],
+                                          name=f"{output.name}_to_fp32", to=TensorProto.FLOAT))
+    nodes = [cast_in, *graph.node, *casts_out]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(fp16)
+    return fp16

@@ -1,0 +1,145 @@
+"""Image decoding and preprocessing shared by training, export and the service.
+
+Torch-free on purpose: the service imports this module, and the manifest's
+`preprocess` block is `PreprocessSpec.as_dict()`, so a client can reproduce the
+input tensor exactly: EXIF orientation applied, converted to RGB, the shorter
+side resized to `resize` with `interpolation`, a centred `crop` x `crop` square
+cut out, scaled to [0, 1], then (x - mean) / std per channel, in CHW order.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# ImageNet's channel statistics: the torchvision weights expect them, and the
+# procedural data does not care which fixed statistics it is given.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+             "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
+
+
+class ImageDecodeError(ValueError):
+    """The bytes are not an image Pillow can decode, or it is too large."""
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How an image becomes the network's input tensor."""
+
+    resize: int = 256
+    crop: int = 227
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    layout: str = field(default="NCHW")
+
+    @classmethod
+    def for_input(cls, input_size: int) -> PreprocessSpec:
+        return cls(resize=256, crop=input_size)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> PreprocessSpec:
+        return cls(
+            resize=int(data["resize"]),  # type: ignore[call-overload]
+            crop=int(data["crop"]),  # type: ignore[call-overload]
+            mean=tuple(data["mean"]),  # type: ignore[arg-type]
+            std=tuple(data["std"]),  # type: ignore[arg-type]
+            interpolation=str(data.get("interpolation", "bilinear")),
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "mean": list(self.mean), "std": list(self.std),
+                "order": "exif-transpose, RGB, resize shorter side, centre crop, /255, "
+                         "(x-mean)/std"}
+
+
+def decode_image(data: bytes, *, max_pixels: int | None = None,
+                 draft_size: int | None = None) -> Image.Image:
+    """Decode bytes to an RGB image with its EXIF orientation applied.
+
+    `draft_size` lets JPEG decode at a reduced scale (DCT scaling) while the
+    shorter side stays at least that large, which is much faster for photos.
+    """
+    if not data:
+        raise ImageDecodeError("the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageDecodeError(
+                    f"image has {width * height} pixels ({width}x{height}); the limit is "
+                    f"{max_pixels}")
+            if draft_size and image.format == "JPEG":
+                # Ask for a size whose shorter side still covers draft_size after scaling.
+                scale = min(width, height) / draft_size
+                if scale >= 2:
+                    image.draft("RGB", (int(width / scale) + 1, int(height / scale) + 1))
+            image = ImageOps.exif_transpose(image)
+            if image.mode != "RGB":
+                image = _to_rgb(image)
+            image.load()
+    except ImageDecodeError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(f"image is too large: {exc}") from None
+    except Exception as exc:  # Pillow raises many types for bad data
+        raise ImageDecodeError(f"cannot decode image: {exc}") from None
+    return image
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any mode to RGB; transparency is composited over white, 16-bit is scaled down."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode != "I" or array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(array / peak * 255.0, 0, 255).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def resize_and_crop(image: Image.Image, spec: PreprocessSpec) -> Image.Image:
+    """Resize the shorter side to `spec.resize`, then cut the centred crop square."""
+    width, height = image.size
+    scale = spec.resize / min(width, height)
+    new_w, new_h = max(spec.crop, round(width * scale)), max(spec.crop, round(height * scale))
+    if (new_w, new_h) != (width, height):
+        image = image.resize((new_w, new_h), _RESAMPLE[spec.interpolation])
+    left, top = (new_w - spec.crop) // 2, (new_h - spec.crop) // 2
+    return image.crop((left, top, left + spec.crop, top + spec.crop))
+
+
+def normalise(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
+    """RGB image to a float32 CHW array, scaled to [0, 1] and standardised."""
+    array = np.asarray(image, dtype=np.float32) * np.float32(1 / 255)
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    inv_std = 1 / np.asarray(spec.std, dtype=np.float32)
+    return np.ascontiguousarray(((array - mean) * inv_std).transpose(2, 0, 1))
+
+
+def preprocess_image(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
+    """An RGB image to the network's (3, crop, crop) float32 input."""
+    return normalise(resize_and_crop(image, spec), spec)
+
+
+def preprocess_bytes(data: bytes, spec: PreprocessSpec, *, max_pixels: int | None = None,
+                     fast_jpeg: bool = False) -> np.ndarray:
+    """Encoded image bytes to the network's (3, crop, crop) float32 input.
+
+    `fast_jpeg` decodes large JPEGs with DCT scaling: the same crop of the same
+    scene, but pixel values that differ slightly from a full-size decode.
+    """
+    image = decode_image(data, max_pixels=max_pixels,
+                         draft_size=spec.resize if fast_jpeg else None)
+    return preprocess_image(image, spec)
