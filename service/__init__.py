@@ -1,0 +1,1 @@
+"""The FastAPI inference service over the exported ONNX model (never imports torch)."""

@@ -1,0 +1,165 @@
+"""Dynamic batching: images from concurrent requests run through the model together.
+
+Contract: `submit(tensors, outputs)` queues one item per image and returns their
+results in order. The worker takes the oldest item, then every queued item that
+asks for the same outputs, up to `max_batch_size`, waiting at most `max_wait_s`
+after the oldest arrived for more to join. While a batch runs, the next one
+gathers. The queue is bounded (`Overloaded` at once when full), items past their
+deadline or whose caller has gone are dropped before they cost inference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from service.errors import DeadlineExceeded, InferenceFailed, Overloaded
+
+RunFn = Callable[[np.ndarray, Sequence[str]], dict[str, np.ndarray]]
+Observer = Callable[[int, float, float], None]  # batch size, queue wait s, inference s
+
+
+@dataclass(eq=False)
+class _Item:
+    tensor: np.ndarray
+    outputs: tuple[str, ...]
+    future: asyncio.Future[dict[str, np.ndarray]]
+    enqueued: float
+    deadline: float
+    request_id: str = field(default="-")
+
+
+class DynamicBatcher:
+    """Queue, gather, run in one inference thread, hand results back in order."""
+
+    def __init__(
+        self,
+        run: RunFn,
+        *,
+        max_batch_size: int,
+        max_wait_s: float,
+        max_queue: int,
+        observe: Observer | None = None,
+    ) -> None:
+        self._run = run
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self._observe = observe
+        self._queue: deque[_Item] = deque()
+        self._arrived = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def depth(self) -> int:
+        """Images waiting for inference."""
+        return len(self._queue)
+
+    def start(self) -> None:
+        self._worker = asyncio.get_running_loop().create_task(self._work(), name="batcher")
+
+    async def stop(self) -> None:
+        """Finish nothing new; fail what still waits; release the inference thread."""
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        while self._queue:
+            item = self._queue.popleft()
+            if not item.future.done():
+                item.future.set_exception(Overloaded("the server is shutting down"))
+        self._executor.shutdown(wait=True)
+
+    async def submit(
+        self,
+        tensors: Sequence[np.ndarray],
+        outputs: Sequence[str] = ("logits",),
+        *,
+        timeout_s: float,
+    ) -> list[dict[str, np.ndarray]]:
+        """Run each (3, H, W) tensor; results in the same order. All or nothing per request."""
+        if len(self._queue) + len(tensors) > self.max_queue:
+            raise Overloaded(f"the inference queue is full ({self.max_queue} images); retry soon")
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        key = tuple(outputs)
+        items = [_Item(t, key, loop.create_future(), now, now + timeout_s) for t in tensors]
+        self._queue.extend(items)
+        self._arrived.set()
+        try:
+            return list(
+                await asyncio.wait_for(asyncio.gather(*(i.future for i in items)), timeout_s)
+            )
+        except TimeoutError:
+            raise DeadlineExceeded(f"no answer within {timeout_s:g} s") from None
+        finally:
+            for item in items:  # a caller that left (cancel, timeout) frees its queue slots
+                if not item.future.done():
+                    item.future.cancel()
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._gather()
+            if not batch:
+                continue
+            stacked = np.stack([item.tensor for item in batch])
+            started = time.monotonic()
+            try:
+                results = await loop.run_in_executor(
+                    self._executor, self._run, stacked, batch[0].outputs
+                )
+            except Exception as exc:
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(InferenceFailed(f"inference failed: {exc}"))
+                continue
+            finished = time.monotonic()
+            if self._observe is not None:
+                self._observe(len(batch), started - batch[0].enqueued, finished - started)
+            for index, item in enumerate(batch):
+                if not item.future.done():
+                    item.future.set_result({k: v[index] for k, v in results.items()})
+
+    async def _gather(self) -> list[_Item]:
+        """The next batch: wait for a first item, then up to max_wait_s for companions."""
+        while not self._queue:
+            self._arrived.clear()
+            await self._arrived.wait()
+        first_arrival = self._queue[0].enqueued
+        while len(self._queue) < self.max_batch_size:
+            remaining = first_arrival + self.max_wait_s - time.monotonic()
+            if remaining <= 0:
+                break
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+        return self._take_batch()
+
+    def _take_batch(self) -> list[_Item]:
+        now = time.monotonic()
+        batch: list[_Item] = []
+        kept: deque[_Item] = deque()
+        key: tuple[str, ...] | None = None
+        while self._queue:
+            item = self._queue.popleft()
+            if item.future.done():  # cancelled: its caller is gone
+                continue
+            if item.deadline <= now:
+                item.future.set_exception(DeadlineExceeded("deadline passed while queued"))
+                continue
+            if len(batch) < self.max_batch_size and key in (None, item.outputs):
+                key = item.outputs
+                batch.append(item)
+            else:
+                kept.append(item)
+        self._queue = kept
+        return batch

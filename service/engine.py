@@ -1,0 +1,93 @@
+"""The inference engine: one onnxruntime session that serves logits and every layer."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from service.artifacts import ArtifactError, ModelArtifacts
+from service.providers import CPU, create_session, provider_in_use
+
+log = logging.getLogger("service.engine")
+
+
+class Engine:
+    """Runs batches through the model; asks onnxruntime only for the outputs wanted."""
+
+    def __init__(
+        self, artifacts: ModelArtifacts, *, provider: str = "auto", intra_op_threads: int = 0
+    ) -> None:
+        self.artifacts = artifacts
+        threads = intra_op_threads or os.cpu_count() or 1
+        try:
+            self.session = create_session(artifacts.model_path, provider, threads)
+        except Exception as exc:
+            raise ArtifactError(
+                f"{artifacts.model_path} cannot be loaded by onnxruntime: "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
+        self.provider = provider_in_use(self.session)
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [output.name for output in self.session.get_outputs()]
+        self._check_against_manifest()
+        self._use_io_binding = self.provider != CPU
+        log.info(
+            "model %s loaded on %s (%s, %d threads)",
+            artifacts.model_path.name,
+            self.provider,
+            artifacts.precision,
+            threads,
+        )
+
+    def _check_against_manifest(self) -> None:
+        manifest = self.artifacts.manifest
+        expected_input = manifest["input"]
+        graph_input = self.session.get_inputs()[0]
+        if graph_input.name != expected_input["name"] or list(graph_input.shape[1:]) != list(
+            expected_input["shape"]
+        ):
+            raise ArtifactError(
+                f"the ONNX graph's input {graph_input.name} {graph_input.shape[1:]} disagrees "
+                f"with the manifest's {expected_input['name']} {expected_input['shape']}"
+            )
+        missing = [n for n in ["logits", *self.artifacts.layer_names] if n not in self.output_names]
+        if missing:
+            raise ArtifactError(f"the ONNX graph lacks outputs the manifest lists: {missing}")
+        logits = self.session.get_outputs()[self.output_names.index("logits")]
+        if logits.shape[-1] != len(self.artifacts.labels):
+            raise ArtifactError(
+                f"the ONNX graph has {logits.shape[-1]} classes, the manifest "
+                f"{len(self.artifacts.labels)} labels"
+            )
+
+    def run(self, batch: np.ndarray, outputs: Sequence[str] = ("logits",)) -> dict[str, np.ndarray]:
+        """Outputs by name for an (N, 3, H, W) float32 batch."""
+        names = list(outputs)
+        if self._use_io_binding:
+            return self._run_bound(batch, names)
+        values = self.session.run(names, {self.input_name: batch})
+        return dict(zip(names, values, strict=True))
+
+    def _run_bound(self, batch: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        # I/O binding copies the input to the device once and lets onnxruntime allocate
+        # outputs itself, instead of the plain path's extra staging copies.
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(batch))
+        for name in names:
+            binding.bind_output(name, "cpu")
+        self.session.run_with_iobinding(binding)
+        return dict(zip(names, binding.copy_outputs_to_cpu(), strict=True))
+
+    def warm_up(self, max_batch: int) -> None:
+        """Run once at batch 1 and at the largest batch so the first request pays no set-up."""
+        shape = self.artifacts.input_shape
+        for size in sorted({1, max_batch}):
+            self.run(np.zeros((size, *shape), np.float32), self.output_names)
+
+    @property
+    def session_options(self) -> ort.SessionOptions:
+        return self.session.get_session_options()
