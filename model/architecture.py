@@ -165,8 +165,21 @@ def layer_table(arch: Architecture, in_channels: int = 3) -> list[LayerRow]:
             params = fan_in * spec.out + spec.out
             macs = fan_in * spec.out
             rows.append(
-                LayerRow(spec.name, "fc", 0, 0, 0, 1, fan_in, channels, [channels],
-                         params, macs, field, jump)
+                LayerRow(
+                    spec.name,
+                    "fc",
+                    0,
+                    0,
+                    0,
+                    1,
+                    fan_in,
+                    channels,
+                    [channels],
+                    params,
+                    macs,
+                    field,
+                    jump,
+                )
             )
             continue
         out_size = (size + 2 * spec.padding - spec.kernel) // spec.stride + 1
@@ -184,8 +197,21 @@ def layer_table(arch: Architecture, in_channels: int = 3) -> list[LayerRow]:
             jump *= spec.stride
         size = out_size
         rows.append(
-            LayerRow(spec.name, spec.kind, spec.kernel, spec.stride, spec.padding, spec.groups,
-                     in_c, channels, [channels, size, size], params, macs, field, jump)
+            LayerRow(
+                spec.name,
+                spec.kind,
+                spec.kernel,
+                spec.stride,
+                spec.padding,
+                spec.groups,
+                in_c,
+                channels,
+                [channels, size, size],
+                params,
+                macs,
+                field,
+                jump,
+            )
         )
     return rows
 

@@ -14,9 +14,15 @@ from model.network import AlexNet
 FORMAT = "alexnet-checkpoint/1"
 
 
-def checkpoint_dict(model: AlexNet, *, labels: list[str], epoch: int,
-                    training: dict[str, Any], optimizer: torch.optim.Optimizer | None = None,
-                    scheduler: Any = None) -> dict[str, Any]:
+def checkpoint_dict(
+    model: AlexNet,
+    *,
+    labels: list[str],
+    epoch: int,
+    training: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+) -> dict[str, Any]:
     """The checkpoint of `model`: its weights, its architecture's arguments, its labels."""
     return {
         "format": FORMAT,
@@ -79,8 +85,11 @@ def load_state(model: AlexNet, state: dict[str, torch.Tensor], *, source: str) -
             details.append(f"unexpected {unexpected[:3]}")
         if wrong:
             key = wrong[0]
-            details.append(f"{key} has shape {tuple(state[key].shape)}, the "
-                           f"{model.arch.variant} architecture needs {tuple(expected[key].shape)}")
-        raise UserFacingError(f"{source} does not fit the {model.arch.variant} AlexNet: "
-                              + "; ".join(details))
+            details.append(
+                f"{key} has shape {tuple(state[key].shape)}, the "
+                f"{model.arch.variant} architecture needs {tuple(expected[key].shape)}"
+            )
+        raise UserFacingError(
+            f"{source} does not fit the {model.arch.variant} AlexNet: " + "; ".join(details)
+        )
     model.load_state_dict(state)

@@ -60,19 +60,23 @@ def export(request: ExportRequest) -> dict[str, Any]:
         int8_path = request.out / "alexnet.int8.onnx"
         quantize_int8(request.out / "alexnet.onnx", int8_path, calibration)
         files["int8"] = _describe(int8_path)
-        files["int8"]["top1_agreement"] = top1_agreement(request.out / "alexnet.onnx",
-                                                         int8_path, validation)
+        files["int8"]["top1_agreement"] = top1_agreement(
+            request.out / "alexnet.onnx", int8_path, validation
+        )
     if request.fp16:
         fp16_path = request.out / "alexnet.fp16.onnx"
         files["fp16"] = _write(to_fp16(onnx_model), fp16_path)
-        files["fp16"]["top1_agreement"] = top1_agreement(request.out / "alexnet.onnx",
-                                                         fp16_path, validation)
+        files["fp16"]["top1_agreement"] = top1_agreement(
+            request.out / "alexnet.onnx", fp16_path, validation
+        )
     manifest = build_manifest(request, preprocess, files)
     (request.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
-def check_parity(model: AlexNet, onnx_model: onnx.ModelProto, batch: np.ndarray) -> dict[str, float]:
+def check_parity(
+    model: AlexNet, onnx_model: onnx.ModelProto, batch: np.ndarray
+) -> dict[str, float]:
     """Max abs difference per output between onnxruntime and PyTorch; raise if any is too big."""
     with torch.no_grad():
         expected = {k: v.numpy() for k, v in model.forward_all(torch.from_numpy(batch)).items()}
@@ -86,7 +90,8 @@ def check_parity(model: AlexNet, onnx_model: onnx.ModelProto, batch: np.ndarray)
         if diff / scale > PARITY_TOLERANCE:
             raise UserFacingError(
                 f"ONNX output {name!r} differs from PyTorch by {diff:.3g} (scale {scale:.3g}); "
-                "refusing to write a model that does not match")
+                "refusing to write a model that does not match"
+            )
     return report
 
 
@@ -115,8 +120,9 @@ def _describe(path: Path) -> dict[str, Any]:
     return {"path": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
-def build_manifest(request: ExportRequest, preprocess: PreprocessSpec,
-                   files: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def build_manifest(
+    request: ExportRequest, preprocess: PreprocessSpec, files: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """Everything the service needs and nothing it must guess."""
     arch = request.model.arch
     rows = layer_table(arch)
@@ -127,8 +133,11 @@ def build_manifest(request: ExportRequest, preprocess: PreprocessSpec,
         "variant": arch.variant,
         "opset": OPSET,
         "files": files,
-        "input": {"name": INPUT_NAME, "shape": [3, arch.input_size, arch.input_size],
-                  "dtype": "float32"},
+        "input": {
+            "name": INPUT_NAME,
+            "shape": [3, arch.input_size, arch.input_size],
+            "dtype": "float32",
+        },
         "outputs": [LOGITS_NAME, *arch.layer_names],
         "preprocess": preprocess.as_dict(),
         "labels": list(request.labels),

@@ -13,8 +13,9 @@ __all__ = ["AlexNet"]
 
 def _module_for(spec: LayerSpec, in_features: int) -> nn.Module | None:
     if spec.kind == "conv":
-        return nn.Conv2d(in_features, spec.out, spec.kernel, spec.stride, spec.padding,
-                         groups=spec.groups)
+        return nn.Conv2d(
+            in_features, spec.out, spec.kernel, spec.stride, spec.padding, groups=spec.groups
+        )
     if spec.kind == "fc":
         return nn.Linear(in_features, spec.out)
     return None  # pooling and LRN have no parameters
@@ -40,7 +41,8 @@ class AlexNet(nn.Module):
         for module in self.layers.values():
             if isinstance(module, nn.Conv2d | nn.Linear):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def _apply_layer(self, spec: LayerSpec, x: torch.Tensor) -> torch.Tensor:
         if spec.kind == "conv":
@@ -48,8 +50,9 @@ class AlexNet(nn.Module):
         elif spec.kind == "maxpool":
             x = F.max_pool2d(x, spec.kernel, spec.stride, spec.padding)
         elif spec.kind == "lrn":
-            x = F.local_response_norm(x, spec.lrn_size, spec.lrn_alpha_per_size,
-                                      spec.lrn_beta, spec.lrn_k)
+            x = F.local_response_norm(
+                x, spec.lrn_size, spec.lrn_alpha_per_size, spec.lrn_beta, spec.lrn_k
+            )
         else:  # fc
             x = torch.flatten(x, 1)
             if spec.dropout:

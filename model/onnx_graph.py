@@ -19,41 +19,76 @@ INPUT_NAME = "input"
 LOGITS_NAME = "logits"
 
 
-def _layer_nodes(spec: LayerSpec, source: str, weights: dict[str, np.ndarray],
-                 initializers: list[onnx.TensorProto]) -> tuple[list[onnx.NodeProto], str]:
+def _layer_nodes(
+    spec: LayerSpec,
+    source: str,
+    weights: dict[str, np.ndarray],
+    initializers: list[onnx.TensorProto],
+) -> tuple[list[onnx.NodeProto], str]:
     """The nodes of one layer, reading `source`, and the name of its output."""
     name = spec.name
     raw = f"{name}_pre_relu" if spec.relu else name
     nodes: list[onnx.NodeProto] = []
     if spec.kind in ("conv", "fc"):
         weight, bias = weights[f"layers.{name}.weight"], weights[f"layers.{name}.bias"]
-        initializers += [numpy_helper.from_array(weight, f"{name}.weight"),
-                         numpy_helper.from_array(bias, f"{name}.bias")]
+        initializers += [
+            numpy_helper.from_array(weight, f"{name}.weight"),
+            numpy_helper.from_array(bias, f"{name}.bias"),
+        ]
     if spec.kind == "conv":
-        nodes.append(helper.make_node(
-            "Conv", [source, f"{name}.weight", f"{name}.bias"], [raw], name=name,
-            kernel_shape=[spec.kernel] * 2, strides=[spec.stride] * 2,
-            pads=[spec.padding] * 4, group=spec.groups))
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                [source, f"{name}.weight", f"{name}.bias"],
+                [raw],
+                name=name,
+                kernel_shape=[spec.kernel] * 2,
+                strides=[spec.stride] * 2,
+                pads=[spec.padding] * 4,
+                group=spec.groups,
+            )
+        )
     elif spec.kind == "maxpool":
-        nodes.append(helper.make_node(
-            "MaxPool", [source], [raw], name=name, kernel_shape=[spec.kernel] * 2,
-            strides=[spec.stride] * 2, pads=[spec.padding] * 4))
+        nodes.append(
+            helper.make_node(
+                "MaxPool",
+                [source],
+                [raw],
+                name=name,
+                kernel_shape=[spec.kernel] * 2,
+                strides=[spec.stride] * 2,
+                pads=[spec.padding] * 4,
+            )
+        )
     elif spec.kind == "lrn":
-        nodes.append(helper.make_node(
-            "LRN", [source], [raw], name=name, size=spec.lrn_size,
-            alpha=spec.lrn_alpha_per_size, beta=spec.lrn_beta, bias=spec.lrn_k))
+        nodes.append(
+            helper.make_node(
+                "LRN",
+                [source],
+                [raw],
+                name=name,
+                size=spec.lrn_size,
+                alpha=spec.lrn_alpha_per_size,
+                beta=spec.lrn_beta,
+                bias=spec.lrn_k,
+            )
+        )
     else:  # fc: flatten (a no-op after the first fc) then y = x W^T + b
         flat = f"{name}_flat"
         nodes.append(helper.make_node("Flatten", [source], [flat], name=f"{name}_flatten", axis=1))
-        nodes.append(helper.make_node("Gemm", [flat, f"{name}.weight", f"{name}.bias"], [raw],
-                                      name=name, transB=1))
+        nodes.append(
+            helper.make_node(
+                "Gemm", [flat, f"{name}.weight", f"{name}.bias"], [raw], name=name, transB=1
+            )
+        )
     if spec.relu:
         nodes.append(helper.make_node("Relu", [raw], [name], name=f"{name}_relu"))
     return nodes, name
 
 
-def build_onnx_model(arch: Architecture, weights: dict[str, np.ndarray], *,
-                     producer: str = "alexnet-serving") -> onnx.ModelProto:
+def build_onnx_model(
+    arch: Architecture, weights: dict[str, np.ndarray], *, producer: str = "alexnet-serving"
+) -> onnx.ModelProto:
     """An fp32 model: input `input` (N,3,S,S); outputs `logits`, then every layer by name."""
     rows = layer_table(arch)
     nodes: list[onnx.NodeProto] = []
@@ -66,13 +101,17 @@ def build_onnx_model(arch: Architecture, weights: dict[str, np.ndarray], *,
     nodes.append(helper.make_node("Identity", [source], [LOGITS_NAME], name=LOGITS_NAME))
     size = arch.input_size
     inputs = [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 3, size, size])]
-    outputs = [helper.make_tensor_value_info(LOGITS_NAME, TensorProto.FLOAT,
-                                             ["N", arch.layers[-1].out])]
-    outputs += [helper.make_tensor_value_info(row.name, TensorProto.FLOAT, ["N", *row.output_shape])
-                for row in rows]
+    outputs = [
+        helper.make_tensor_value_info(LOGITS_NAME, TensorProto.FLOAT, ["N", arch.layers[-1].out])
+    ]
+    outputs += [
+        helper.make_tensor_value_info(row.name, TensorProto.FLOAT, ["N", *row.output_shape])
+        for row in rows
+    ]
     graph = helper.make_graph(nodes, f"alexnet_{arch.variant}", inputs, outputs, initializers)
-    model = helper.make_model(graph, producer_name=producer,
-                              opset_imports=[helper.make_opsetid("", OPSET)])
+    model = helper.make_model(
+        graph, producer_name=producer, opset_imports=[helper.make_opsetid("", OPSET)]
+    )
     model.ir_version = 8  # readable by every onnxruntime release since 1.14
     onnx.checker.check_model(model, full_check=True)
     return model
@@ -86,8 +125,9 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     for init in graph.initializer:
         array = numpy_helper.to_array(init).astype(np.float16)
         init.CopyFrom(numpy_helper.from_array(array, init.name))
-    cast_in = helper.make_node("Cast", [INPUT_NAME], [f"{INPUT_NAME}_fp16"],
-                               name="input_to_fp16", to=TensorProto.FLOAT16)
+    cast_in = helper.make_node(
+        "Cast", [INPUT_NAME], [f"{INPUT_NAME}_fp16"], name="input_to_fp16", to=TensorProto.FLOAT16
+    )
     for node in graph.node:
         node.input[:] = [f"{INPUT_NAME}_fp16" if n == INPUT_NAME else n for n in node.input]
     casts_out = []
@@ -96,8 +136,15 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
         for node in graph.node:
             node.output[:] = [internal if n == output.name else n for n in node.output]
             node.input[:] = [internal if n == output.name else n for n in node.input]
-        casts_out.append(helper.make_node("Cast", [internal], [output.name],
-                                          name=f"{output.name}_to_fp32", to=TensorProto.FLOAT))
+        casts_out.append(
+            helper.make_node(
+                "Cast",
+                [internal],
+                [output.name],
+                name=f"{output.name}_to_fp32",
+                to=TensorProto.FLOAT,
+            )
+        )
     nodes = [cast_in, *graph.node, *casts_out]
     del graph.node[:]
     graph.node.extend(nodes)

@@ -21,8 +21,12 @@ from PIL import Image, ImageOps
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
-             "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
+_RESAMPLE = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+    "lanczos": Image.Resampling.LANCZOS,
+}
 
 
 class ImageDecodeError(ValueError):
@@ -55,13 +59,17 @@ class PreprocessSpec:
         )
 
     def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "mean": list(self.mean), "std": list(self.std),
-                "order": "exif-transpose, RGB, resize shorter side, centre crop, /255, "
-                         "(x-mean)/std"}
+        return {
+            **asdict(self),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "order": "exif-transpose, RGB, resize shorter side, centre crop, /255, (x-mean)/std",
+        }
 
 
-def decode_image(data: bytes, *, max_pixels: int | None = None,
-                 draft_size: int | None = None) -> Image.Image:
+def decode_image(
+    data: bytes, *, max_pixels: int | None = None, draft_size: int | None = None
+) -> Image.Image:
     """Decode bytes to an RGB image with its EXIF orientation applied.
 
     `draft_size` lets JPEG decode at a reduced scale (DCT scaling) while the
@@ -72,18 +80,19 @@ def decode_image(data: bytes, *, max_pixels: int | None = None,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
+            opened = Image.open(io.BytesIO(data))
+            width, height = opened.size
             if max_pixels is not None and width * height > max_pixels:
                 raise ImageDecodeError(
                     f"image has {width * height} pixels ({width}x{height}); the limit is "
-                    f"{max_pixels}")
-            if draft_size and image.format == "JPEG":
+                    f"{max_pixels}"
+                )
+            if draft_size and opened.format == "JPEG":
                 # Ask for a size whose shorter side still covers draft_size after scaling.
                 scale = min(width, height) / draft_size
                 if scale >= 2:
-                    image.draft("RGB", (int(width / scale) + 1, int(height / scale) + 1))
-            image = ImageOps.exif_transpose(image)
+                    opened.draft("RGB", (int(width / scale) + 1, int(height / scale) + 1))
+            image: Image.Image = ImageOps.exif_transpose(opened)
             if image.mode != "RGB":
                 image = _to_rgb(image)
             image.load()
@@ -133,13 +142,13 @@ def preprocess_image(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
     return normalise(resize_and_crop(image, spec), spec)
 
 
-def preprocess_bytes(data: bytes, spec: PreprocessSpec, *, max_pixels: int | None = None,
-                     fast_jpeg: bool = False) -> np.ndarray:
+def preprocess_bytes(
+    data: bytes, spec: PreprocessSpec, *, max_pixels: int | None = None, fast_jpeg: bool = False
+) -> np.ndarray:
     """Encoded image bytes to the network's (3, crop, crop) float32 input.
 
     `fast_jpeg` decodes large JPEGs with DCT scaling: the same crop of the same
     scene, but pixel values that differ slightly from a full-size decode.
     """
-    image = decode_image(data, max_pixels=max_pixels,
-                         draft_size=spec.resize if fast_jpeg else None)
+    image = decode_image(data, max_pixels=max_pixels, draft_size=spec.resize if fast_jpeg else None)
     return preprocess_image(image, spec)

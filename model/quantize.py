@@ -27,9 +27,13 @@ class _BatchReader(CalibrationDataReader):
 def quantize_int8(source: Path, target: Path, calibration: list[np.ndarray]) -> None:
     """QDQ int8 weights (per channel) and activations, which VNNI CPUs run fastest."""
     quantize_static(
-        str(source), str(target), _BatchReader(calibration),
-        quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        str(source),
+        str(target),
+        _BatchReader(calibration),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
         # LRN has no int8 kernel: quantising around it only adds conversions.
         op_types_to_quantize=["Conv", "Gemm", "MaxPool", "Relu"],
     )

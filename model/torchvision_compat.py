@@ -52,8 +52,9 @@ def load_torchvision_model(path: Path) -> AlexNet:
         raise UserFacingError(f"weights file {path} cannot be read: {exc}") from None
     if not isinstance(state, dict):
         raise UserFacingError(f"{path} is not a state dict")
-    num_classes = int(state["classifier.6.weight"].shape[0]) if "classifier.6.weight" in state \
-        else 1000
+    num_classes = (
+        int(state["classifier.6.weight"].shape[0]) if "classifier.6.weight" in state else 1000
+    )
     model = AlexNet(torchvision_alexnet(num_classes))
     load_state(model, rename_torchvision_keys(state), source=str(path))
     return model.eval()

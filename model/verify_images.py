@@ -17,8 +17,11 @@ VALIDATION_IMAGES = 200
 BATCH = 16
 
 
-def sample_batches(data: Path | None, spec: PreprocessSpec, arch: Architecture,
-                   ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+def sample_batches(
+    data: Path | None,
+    spec: PreprocessSpec,
+    arch: Architecture,
+) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
     """(verify batch, calibration batches, validation batches) from a folder or the shapes set.
 
     Calibration and validation draw from disjoint images so the int8 agreement is not
@@ -36,15 +39,16 @@ def sample_batches(data: Path | None, spec: PreprocessSpec, arch: Architecture,
 
 
 def _batches(tensors: list[np.ndarray]) -> list[np.ndarray]:
-    return [np.stack(tensors[i:i + BATCH]) for i in range(0, len(tensors), BATCH)]
+    return [np.stack(tensors[i : i + BATCH]) for i in range(0, len(tensors), BATCH)]
 
 
 def _shapes_tensors(spec: PreprocessSpec, count: int) -> list[np.ndarray]:
     from model.data.shapes import SHAPE_CLASSES, generate_image
 
     rng = np.random.default_rng(12345)  # a fixed draw, unlike any training seed's
-    return [preprocess_image(generate_image(i % len(SHAPE_CLASSES), rng), spec)
-            for i in range(count)]
+    return [
+        preprocess_image(generate_image(i % len(SHAPE_CLASSES), rng), spec) for i in range(count)
+    ]
 
 
 def _folder_tensors(root: Path, spec: PreprocessSpec, count: int) -> list[np.ndarray]:
@@ -53,7 +57,7 @@ def _folder_tensors(root: Path, spec: PreprocessSpec, count: int) -> list[np.nda
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     # Interleave classes (sub-folders) so every subset sees all of them.
     rng = np.random.default_rng(0)
-    rng.shuffle(paths)  # type: ignore[arg-type]
+    rng.shuffle(paths)
     tensors = []
     for path in paths:
         try:

@@ -1,0 +1,136 @@
+"""The dynamic batcher on its own: order, batching, bounds, deadlines, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from service.batcher import DynamicBatcher
+from service.errors import DeadlineExceeded, InferenceFailed, Overloaded
+
+
+class RecordingModel:
+    """Doubles its input; records the batch sizes and output sets it was asked for."""
+
+    def __init__(self, delay_s: float = 0.0, fail: bool = False) -> None:
+        self.batches: list[tuple[int, tuple[str, ...]]] = []
+        self.delay_s = delay_s
+        self.fail = fail
+        self.release = threading.Event()
+        self.release.set()
+
+    def __call__(self, batch: np.ndarray, outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        self.release.wait()
+        time.sleep(self.delay_s)
+        self.batches.append((len(batch), tuple(outputs)))
+        if self.fail:
+            raise RuntimeError("onnxruntime exploded")
+        return {name: batch * 2 for name in outputs}
+
+
+def tensor(value: float) -> np.ndarray:
+    return np.full((1, 2, 2), value, np.float32)
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+async def _with_batcher(model: RecordingModel, body, **options):  # type: ignore[no-untyped-def]
+    settings = {"max_batch_size": 8, "max_wait_s": 0.05, "max_queue": 64, **options}
+    batcher = DynamicBatcher(model, **settings)
+    batcher.start()
+    try:
+        return await body(batcher)
+    finally:
+        await batcher.stop()
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_results() -> None:
+    model = RecordingModel()
+
+    async def body(batcher: DynamicBatcher) -> list[list[dict[str, np.ndarray]]]:
+        return await asyncio.gather(*(batcher.submit([tensor(i), tensor(i + 0.5)], ("y",),
+                                                     timeout_s=5) for i in range(12)))
+
+    results = run(_with_batcher(model, body))
+    for i, pair in enumerate(results):
+        assert pair[0]["y"][0, 0, 0] == 2 * i and pair[1]["y"][0, 0, 0] == 2 * i + 1
+    sizes = [size for size, _ in model.batches]
+    assert sum(sizes) == 24 and max(sizes) == 8 and len(sizes) < 24
+
+
+def test_a_lone_request_waits_no_longer_than_max_wait() -> None:
+    model = RecordingModel()
+
+    async def body(batcher: DynamicBatcher) -> float:
+        started = time.monotonic()
+        await batcher.submit([tensor(1)], ("y",), timeout_s=5)
+        return time.monotonic() - started
+
+    elapsed = run(_with_batcher(model, body, max_wait_s=0.2))
+    assert 0.15 < elapsed < 2.0
+    assert model.batches == [(1, ("y",))]
+
+
+def test_different_output_sets_never_share_a_batch() -> None:
+    model = RecordingModel()
+
+    async def body(batcher: DynamicBatcher) -> None:
+        await asyncio.gather(batcher.submit([tensor(1)], ("a",), timeout_s=5),
+                             batcher.submit([tensor(2)], ("b", "c"), timeout_s=5),
+                             batcher.submit([tensor(3)], ("a",), timeout_s=5))
+
+    run(_with_batcher(model, body))
+    assert sorted(model.batches) == [(1, ("b", "c")), (2, ("a",))]
+
+
+def test_full_queue_is_refused_at_once() -> None:
+    model = RecordingModel()
+    model.release.clear()  # inference stalls, so the queue fills
+
+    async def body(batcher: DynamicBatcher) -> None:
+        waiting = asyncio.ensure_future(batcher.submit([tensor(0)] * 4, ("y",), timeout_s=5))
+        await asyncio.sleep(0.1)  # first batch taken by the stalled worker
+        queued = asyncio.ensure_future(batcher.submit([tensor(1)] * 4, ("y",), timeout_s=5))
+        await asyncio.sleep(0.01)
+        with pytest.raises(Overloaded):
+            await batcher.submit([tensor(2)], ("y",), timeout_s=5)
+        model.release.set()
+        assert len(await waiting) == 4 and len(await queued) == 4
+
+    run(_with_batcher(model, body, max_queue=4, max_batch_size=4))
+
+
+def test_deadline_gives_504_and_drops_the_work() -> None:
+    model = RecordingModel()
+    model.release.clear()
+
+    async def body(batcher: DynamicBatcher) -> None:
+        first = asyncio.ensure_future(batcher.submit([tensor(0)], ("y",), timeout_s=5))
+        await asyncio.sleep(0.1)
+        with pytest.raises(DeadlineExceeded):
+            await batcher.submit([tensor(1)], ("y",), timeout_s=0.2)
+        model.release.set()
+        await first
+        await asyncio.sleep(0.1)
+
+    run(_with_batcher(model, body, max_batch_size=1))
+    assert model.batches == [(1, ("y",))]  # the expired request never ran
+
+
+def test_inference_failure_fails_that_batch_only() -> None:
+    model = RecordingModel(fail=True)
+
+    async def body(batcher: DynamicBatcher) -> dict[str, np.ndarray]:
+        with pytest.raises(InferenceFailed, match="exploded"):
+            await batcher.submit([tensor(1)], ("y",), timeout_s=5)
+        model.fail = False
+        return (await batcher.submit([tensor(2)], ("y",), timeout_s=5))[0]
+
+    assert run(_with_batcher(model, body))["y"][0, 0, 0] == 4
