@@ -1,0 +1,191 @@
+"""The Triton model repository: config.pbtxt parsed by Triton's own protobuf schema.
+
+The oracle is `model_config.proto` as compiled in tritonclient, parsed strictly
+(an unknown field or a wrong enum fails), and the ONNX graph run by onnxruntime.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from google.protobuf import text_format
+from onnx import TensorProto, helper, numpy_helper
+
+from model.errors import UserFacingError
+from model.triton import write_triton_repository
+
+LABELS = [f"class {i}" for i in range(10)]
+
+
+@functools.cache
+def triton_protos() -> Any:
+    """tritonclient's compiled model_config.proto, loaded without grpcio (its __init__ wants it)."""
+    spec = importlib.util.find_spec("tritonclient")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("tritonclient (a dev dependency) is not installed")
+    source = Path(next(iter(spec.submodule_search_locations))) / "grpc" / "model_config_pb2.py"
+    module_spec = importlib.util.spec_from_file_location("triton_model_config_pb2", source)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def type_name(number: int) -> str:
+    return str(triton_protos().DataType.Name(number))
+
+
+def parse_config(path: Path) -> Any:
+    """config.pbtxt as a ModelConfig message; raises on anything Triton would not read."""
+    return text_format.Parse(path.read_text(), triton_protos().ModelConfig())
+
+
+def tiny_onnx(path: Path, *, batch: str | int = "N") -> Path:
+    """input [N,3,227,227] -> conv1 [N,96,55,55] (11x11, stride 4) -> mean -> logits [N,10]."""
+    rng = np.random.default_rng(0)
+    weights = [
+        numpy_helper.from_array(rng.normal(0, 0.01, (96, 3, 11, 11)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.normal(0, 0.1, (10, 96)).astype(np.float32), "w2"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["input", "w1"], ["conv1"], kernel_shape=[11, 11], strides=[4, 4]),
+        helper.make_node("GlobalAveragePool", ["conv1"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "w2"], ["logits"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, 227, 227])],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10]),
+            helper.make_tensor_value_info("conv1", TensorProto.FLOAT, [batch, 96, 55, 55]),
+        ],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, path)
+    return path
+
+
+def tiny_manifest(**changes: Any) -> dict[str, Any]:
+    manifest = {
+        "name": "tiny",
+        "version": "3",
+        "input": {"name": "input", "shape": [3, 227, 227]},
+        "labels": LABELS,
+        "layers": [{"name": "conv1", "output_shape": [96, 55, 55]}],
+    }
+    manifest.update(changes)
+    return manifest
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    return tiny_onnx(tmp_path / "tiny.onnx")
+
+
+def test_config_parses_strictly_and_matches_the_graph(tiny_model: Path, tmp_path: Path) -> None:
+    folder = write_triton_repository(
+        tiny_model, tiny_manifest(), tmp_path / "repo", max_batch_size=8
+    )
+
+    assert folder == tmp_path / "repo" / "tiny"
+    config = parse_config(folder / "config.pbtxt")
+    assert config.name == "tiny"
+    assert config.platform == "onnxruntime_onnx"
+    assert config.max_batch_size == 8
+    assert config.dynamic_batching.max_queue_delay_microseconds == 5000
+    assert [group.count for group in config.instance_group] == [1]
+    assert [(t.name, type_name(t.data_type), list(t.dims)) for t in config.input] == [
+        ("input", "TYPE_FP32", [3, 227, 227])
+    ]
+    # The reference for the output shapes: onnxruntime running the graph on a batch of 2.
+    session = ort.InferenceSession(str(tiny_model), providers=["CPUExecutionProvider"])
+    batch = np.zeros((2, 3, 227, 227), np.float32)
+    names = [output.name for output in session.get_outputs()]
+    ran = dict(zip(names, session.run(None, {"input": batch}), strict=True))
+    declared = {t.name: [2, *t.dims] for t in config.output}
+    assert declared == {name: list(array.shape) for name, array in ran.items()}
+    assert {type_name(t.data_type) for t in config.output} == {"TYPE_FP32"}
+
+
+def test_labels_file_and_model_copy(tiny_model: Path, tmp_path: Path) -> None:
+    folder = write_triton_repository(tiny_model, tiny_manifest(), tmp_path / "repo")
+
+    config = parse_config(folder / "config.pbtxt")
+    logits = next(t for t in config.output if t.name == "logits")
+    assert (folder / logits.label_filename).read_text().splitlines() == LABELS
+    assert [t.label_filename for t in config.output if t.name != "logits"] == [""]
+    assert (folder / "3" / "model.onnx").read_bytes() == tiny_model.read_bytes()
+    assert sorted(p.name for p in folder.iterdir()) == ["3", "config.pbtxt", "labels.txt"]
+
+
+def test_rewrite_replaces_the_model_folder(tiny_model: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    write_triton_repository(tiny_model, tiny_manifest(), repo)
+    folder = write_triton_repository(tiny_model, tiny_manifest(version="v2"), repo)
+
+    # A version that is not a positive integer becomes 1; the stale version 3 is gone.
+    assert sorted(p.name for p in folder.iterdir()) == ["1", "config.pbtxt", "labels.txt"]
+    assert sorted(p.name for p in repo.iterdir()) == ["tiny"]
+
+
+def test_parser_is_strict(tiny_model: Path, tmp_path: Path) -> None:
+    """The oracle itself: a misspelt field or an unknown type is an error, not ignored."""
+    folder = write_triton_repository(tiny_model, tiny_manifest(), tmp_path / "repo")
+    text = (folder / "config.pbtxt").read_text()
+    for broken in (text.replace("dims:", "dimz:", 1), text.replace("TYPE_FP32", "TYPE_F32", 1)):
+        with pytest.raises(text_format.ParseError):
+            text_format.Parse(broken, triton_protos().ModelConfig())
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"input": {"name": "input", "shape": [3, 224, 224]}}, "inputs"),
+        ({"input": {"name": "data", "shape": [3, 227, 227]}}, "inputs"),
+        ({"labels": LABELS[:9]}, "logits"),
+        ({"layers": [{"name": "conv1", "output_shape": [96, 27, 27]}]}, "conv1"),
+        ({"layers": [{"name": "conv2", "output_shape": [256, 27, 27]}]}, "conv2"),
+        ({"labels": [*LABELS[:9], "two\nlines"]}, "line break"),
+        ({"name": "../escape"}, "model name"),
+    ],
+)
+def test_mismatched_manifest_is_refused(
+    tiny_model: Path, tmp_path: Path, changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(UserFacingError, match=message):
+        write_triton_repository(tiny_model, tiny_manifest(**changes), tmp_path / "repo")
+    assert not (tmp_path / "repo" / "tiny").exists()
+
+
+def test_fixed_batch_axis_is_refused(tmp_path: Path) -> None:
+    fixed = tiny_onnx(tmp_path / "fixed.onnx", batch=1)
+    with pytest.raises(UserFacingError, match="batch axis"):
+        write_triton_repository(fixed, tiny_manifest(), tmp_path / "repo")
+
+
+def test_exported_alexnet(exported_artifacts: Path, tmp_path: Path) -> None:
+    """The project's own export: every layer of the manifest is an output with its shape."""
+    manifest = json.loads((exported_artifacts / "manifest.json").read_text())
+    folder = write_triton_repository(exported_artifacts / "alexnet.onnx", manifest, tmp_path)
+
+    config = parse_config(folder / "config.pbtxt")
+    outputs = {t.name: list(t.dims) for t in config.output}
+    layer_names = [row["name"] for row in manifest["layers"]]
+    assert [t.name for t in config.output] == ["logits", *layer_names]
+    assert outputs["logits"] == [len(manifest["labels"])]
+    assert all(outputs[row["name"]] == row["output_shape"] for row in manifest["layers"])
+    assert [list(t.dims) for t in config.input] == [manifest["input"]["shape"]]
+    assert (folder / "labels.txt").read_text().splitlines() == manifest["labels"]
