@@ -1,0 +1,55 @@
+"""POST /v1/predict: classify one or more uploaded images through the dynamic batcher."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+from pydantic import BaseModel
+
+from service.classify import top_k
+from service.state import StateDep
+from service.uploads import preprocess_uploads, read_uploads
+
+router = APIRouter(prefix="/v1", tags=["predict"])
+
+
+class Prediction(BaseModel):
+    label: str
+    index: int
+    probability: float
+
+
+class ImageResult(BaseModel):
+    filename: str | None
+    predictions: list[Prediction]
+
+
+class PredictResponse(BaseModel):
+    model: str
+    results: list[ImageResult]
+
+
+@router.post("/predict", response_model=PredictResponse)
+async def predict(
+    state: StateDep,
+    image: Annotated[list[UploadFile], File(description="one or more image files")],
+    top_k_: Annotated[int, Form(alias="top_k", ge=1, le=1000, description="labels per image")] = 5,
+) -> PredictResponse:
+    """Ranked labels with probabilities for each image, in upload order."""
+    batcher = state.require_batcher()
+    blobs = await read_uploads(image, state)
+    tensors = await preprocess_uploads(image, blobs, state)
+    outputs = await batcher.submit(tensors, ("logits",), timeout_s=state.settings.request_timeout_s)
+    labels = state.artifacts.labels
+    results = [
+        ImageResult(
+            filename=upload.filename,
+            predictions=[
+                Prediction(**p)  # type: ignore[arg-type]
+                for p in top_k(out["logits"], labels, top_k_)
+            ],
+        )
+        for upload, out in zip(image, outputs, strict=True)
+    ]
+    return PredictResponse(model=state.artifacts.manifest["name"], results=results)

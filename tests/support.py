@@ -1,0 +1,90 @@
+"""Test helpers: a free loopback port and the real server in a subprocess."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before it was ready")
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"server at {url} not ready within {timeout_s} s")
+
+
+@contextmanager
+def running_server(artifacts: Path, log_dir: Path, **settings: str) -> Iterator[RunningServer]:
+    """`alexnet serve` on a loopback port; settings become ALEXNET_* variables."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "ALEXNET_ARTIFACTS": str(artifacts),
+        "ALEXNET_HOST": "127.0.0.1",
+        "ALEXNET_PORT": str(port),
+        "ALEXNET_PROVIDER": "cpu",
+    }
+    env.update({f"ALEXNET_{key.upper()}": value for key, value in settings.items()})
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "alexnet"), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        yield RunningServer(url, process, log_path)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def encode(array: np.ndarray, fmt: str = "JPEG", **options: object) -> bytes:
+    """An image array (H, W[, C]) encoded as bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt, **options)
+    return buffer.getvalue()
