@@ -39,7 +39,7 @@ test-fast: install
 
 $(ARTIFACTS)/manifest.json: | $(STAMP)
 	$(BIN)/alexnet train --dataset shapes --out checkpoints
-	$(BIN)/alexnet export --checkpoint checkpoints/last.pt --out $(ARTIFACTS) --int8
+	$(BIN)/alexnet export --checkpoint checkpoints/best.pt --out $(ARTIFACTS) --int8
 
 demo-model: $(ARTIFACTS)/manifest.json
 

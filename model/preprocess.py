@@ -29,6 +29,9 @@ _RESAMPLE = {
 }
 
 
+FULL_RESIZE_LIMIT = 4096 * 4096  # pixels; above it only the cropped region is resampled
+
+
 class ImageDecodeError(ValueError):
     """The bytes are not an image Pillow can decode, or it is too large."""
 
@@ -123,10 +126,18 @@ def resize_and_crop(image: Image.Image, spec: PreprocessSpec) -> Image.Image:
     width, height = image.size
     scale = spec.resize / min(width, height)
     new_w, new_h = max(spec.crop, round(width * scale)), max(spec.crop, round(height * scale))
-    if (new_w, new_h) != (width, height):
-        image = image.resize((new_w, new_h), _RESAMPLE[spec.interpolation])
     left, top = (new_w - spec.crop) // 2, (new_h - spec.crop) // 2
-    return image.crop((left, top, left + spec.crop, top + spec.crop))
+    crop = (left, top, left + spec.crop, top + spec.crop)
+    if (new_w, new_h) == (width, height):
+        return image.crop(crop)
+    resample = _RESAMPLE[spec.interpolation]
+    if new_w * new_h <= FULL_RESIZE_LIMIT:
+        return image.resize((new_w, new_h), resample).crop(crop)
+    # Resample only the source region under the crop: a 65535x1 strip resized whole
+    # would become 16776960x256 pixels (13 GB) to keep 227x227 of them.
+    sx, sy = width / new_w, height / new_h
+    source = (left * sx, top * sy, (left + spec.crop) * sx, (top + spec.crop) * sy)
+    return image.resize((spec.crop, spec.crop), resample, box=source)
 
 
 def normalise(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.errors import DeadlineExceeded, InferenceFailed, Overloaded
+from service.errors import DeadlineExceeded, InferenceFailed, Overloaded, TooLarge
 
 RunFn = Callable[[np.ndarray, Sequence[str]], dict[str, np.ndarray]]
 Observer = Callable[[int, float, float], None]  # batch size, queue wait s, inference s
@@ -86,8 +86,16 @@ class DynamicBatcher:
         timeout_s: float,
     ) -> list[dict[str, np.ndarray]]:
         """Run each (3, H, W) tensor; results in the same order. All or nothing per request."""
+        if len(tensors) > self.max_queue:  # would never fit: retrying cannot help, so not 503
+            raise TooLarge(
+                f"{len(tensors)} images in one request; the inference queue holds {self.max_queue}"
+            )
         if len(self._queue) + len(tensors) > self.max_queue:
-            raise Overloaded(f"the inference queue is full ({self.max_queue} images); retry soon")
+            self._drop_abandoned()  # only when full: callers that left must not hold slots
+            if len(self._queue) + len(tensors) > self.max_queue:
+                raise Overloaded(
+                    f"the inference queue is full ({self.max_queue} images); retry soon"
+                )
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         key = tuple(outputs)
@@ -111,9 +119,9 @@ class DynamicBatcher:
             batch = await self._gather()
             if not batch:
                 continue
-            stacked = np.stack([item.tensor for item in batch])
             started = time.monotonic()
-            try:
+            try:  # stacking too: any failure must fail this batch, never stop the worker
+                stacked = np.stack([item.tensor for item in batch])
                 results = await loop.run_in_executor(
                     self._executor, self._run, stacked, batch[0].outputs
                 )
@@ -128,6 +136,10 @@ class DynamicBatcher:
             for index, item in enumerate(batch):
                 if not item.future.done():
                     item.future.set_result({k: v[index] for k, v in results.items()})
+
+    def _drop_abandoned(self) -> None:
+        """Forget queued items whose caller has gone (disconnected, timed out)."""
+        self._queue = deque(item for item in self._queue if not item.future.done())
 
     async def _gather(self) -> list[_Item]:
         """The next batch: wait for a first item, then up to max_wait_s for companions."""

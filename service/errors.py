@@ -62,6 +62,9 @@ class InferenceFailed(ServiceError):
     status, code = 500, "inference_failed"
 
 
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
 def error_response(
     request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -87,7 +90,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        if exc.status >= 500:
+        if exc.status == 500:  # 503/504 are load, not faults: metrics count them, logs don't
             log.error("request failed: %s", exc.message)
         return error_response(request, exc.status, exc.code, exc.message, exc.headers)
 
@@ -101,7 +104,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(
             request, exc.status_code, code, str(exc.detail), dict(exc.headers or {})
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from prometheus_client import (
@@ -15,6 +16,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+CLIENT_CLOSED = 499
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128)
 
@@ -90,6 +92,11 @@ class MetricsMiddleware:
 
         try:
             await self.app(scope, receive, capture)
+        except asyncio.CancelledError:
+            # The client left before an answer started (nginx's 499): not a server fault.
+            if status == 500:
+                status = CLIENT_CLOSED
+            raise
         finally:
             route = scope.get("route")
             # Unmatched paths share one label so random URLs cannot blow up cardinality.

@@ -30,7 +30,9 @@ class RequestIdMiddleware:
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex
-        token = _request_id.set(request_id)
+        # Not reset afterwards: each request runs in its own task (its own context), and
+        # the outermost error handler, which runs after this returns, still needs the id.
+        _request_id.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -38,7 +40,4 @@ class RequestIdMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            _request_id.reset(token)
+        await self.app(scope, receive, send_with_id)

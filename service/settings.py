@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     )
     max_queue: int = Field(256, ge=1, description="images waiting for inference before 503")
     request_timeout_s: float = Field(30.0, gt=0, description="deadline of a request (504)")
+    shutdown_timeout_s: float = Field(
+        25.0, ge=0, description="on SIGTERM, the longest wait for requests in flight to finish"
+    )
 
     max_upload_bytes: int = Field(20 * 2**20, ge=1, description="bytes per uploaded file (413)")
     max_pixels: int = Field(40_000_000, ge=1, description="decoded pixels per image")

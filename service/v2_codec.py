@@ -17,7 +17,6 @@ import json
 import math
 import struct
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,9 +114,11 @@ def parse_infer_request(
             f"has {len(body)} bytes"
         )
     try:
-        header = json.loads(body[:header_length])
+        header = json.loads(body[:header_length], parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(f"the request is not valid JSON: {exc}") from None
+    except RecursionError:  # nested deeper than Python's parser goes
+        raise BadInput("the request is not valid JSON: nested far too deep") from None
     if not isinstance(header, dict):
         raise BadInput("the request must be a JSON object with 'inputs'")
     inputs = header.get("inputs")
@@ -217,6 +218,10 @@ def _parse_input(
     return InputTensor(name, datatype, data.reshape(shape)), offset
 
 
+def _reject_constant(name: str) -> float:
+    raise BadInput(f"the request is not valid JSON: {name} is not a JSON number")
+
+
 def _numbers_from_binary(raw: memoryview, datatype: str, count: int, name: str) -> np.ndarray:
     dtype = DTYPES[datatype]
     if len(raw) != count * dtype.itemsize:
@@ -237,6 +242,8 @@ def _numbers_from_json(data: object, datatype: str, count: int, name: str) -> np
         raise BadInput(f"input '{name}': its shape holds {count} elements, 'data' has {array.size}")
     if count and array.dtype.kind not in _JSON_KINDS[dtype.kind]:
         raise BadInput(f"input '{name}': 'data' holds values that are not {datatype}")
+    if count and dtype.kind == "f" and not np.isfinite(array.astype(np.float64)).all():
+        raise BadInput(f"input '{name}': 'data' holds NaN or infinity")
     if count and dtype.kind in "iu":
         info = np.iinfo(dtype)
         if array.min() < info.min or array.max() > info.max:
@@ -286,63 +293,3 @@ def _bytes_from_json(data: object, count: int, name: str) -> np.ndarray:
         except binascii.Error:
             raise BadInput(f"input '{name}': element {index} is not valid base64") from None
     return elements
-
-
-def classify(array: np.ndarray, count: int, labels: Sequence[str] | None) -> np.ndarray:
-    """The classification extension: each row's top `count` as b"value:index[:label]"."""
-    if array.ndim != 2:
-        raise BadInput(
-            f"classification needs an output of shape [N, classes], not {list(array.shape)}"
-        )
-    count = min(count, array.shape[1])
-    top = np.argsort(-array, axis=1, kind="stable")[:, :count]
-    result = np.empty(top.shape, dtype=object)
-    for row, indices in enumerate(top):
-        for column, index in enumerate(indices):
-            label = f":{labels[index]}" if labels else ""
-            result[row, column] = f"{array[row, index]:f}:{index}{label}".encode()
-    return result
-
-
-def datatype_of(array: np.ndarray) -> str:
-    """The v2 datatype name of a numpy array."""
-    if array.dtype == object:
-        return "BYTES"
-    for name, dtype in DTYPES.items():
-        if dtype.newbyteorder("=") == array.dtype:
-            return name
-    raise TypeError(f"no v2 datatype for {array.dtype}")
-
-
-def encode_tensor(name: str, array: np.ndarray, binary: bool) -> tuple[dict[str, Any], bytes]:
-    """An output's JSON entry and its raw bytes (empty when the data is inline JSON)."""
-    datatype = datatype_of(array)
-    entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
-    if not binary:
-        entry["data"] = (
-            [item.decode("utf-8", "replace") for item in array.ravel()]
-            if datatype == "BYTES"
-            else array.ravel().tolist()
-        )
-        return entry, b""
-    if datatype == "BYTES":
-        raw = b"".join(struct.pack("<I", len(item)) + item for item in array.ravel())
-    else:
-        raw = np.ascontiguousarray(array, dtype=DTYPES[datatype]).tobytes()
-    entry["parameters"] = {"binary_data_size": len(raw)}
-    return entry, raw
-
-
-def encode_infer_response(
-    header: dict[str, Any], outputs: Sequence[tuple[str, np.ndarray, bool]]
-) -> tuple[bytes, int | None]:
-    """The response body and, when any output is binary, the JSON header's length."""
-    entries, blobs = [], []
-    for name, array, binary in outputs:
-        entry, raw = encode_tensor(name, array, binary)
-        entries.append(entry)
-        blobs.append(raw)
-    head = json.dumps({**header, "outputs": entries}, separators=(",", ":")).encode()
-    if not any(binary for _, _, binary in outputs):
-        return head, None
-    return head + b"".join(blobs), len(head)

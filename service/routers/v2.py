@@ -22,14 +22,8 @@ from model.preprocess import ImageDecodeError, preprocess_bytes
 from service.engine import Engine
 from service.errors import BadInput, NotFound, TooLarge
 from service.state import ServiceState, StateDep
-from service.v2_codec import (
-    InferRequest,
-    RequestedOutput,
-    classify,
-    decompress,
-    encode_infer_response,
-    parse_infer_request,
-)
+from service.v2_codec import InferRequest, RequestedOutput, decompress, parse_infer_request
+from service.v2_encode import classify, encode_infer_response
 
 router = APIRouter(prefix="/v2", tags=["v2 (KServe)"])
 
