@@ -15,16 +15,32 @@ from model.architecture import (
 from model.network import AlexNet
 
 PAPER_SHAPES = {
-    "conv1": [96, 55, 55], "pool1": [96, 27, 27], "norm1": [96, 27, 27],
-    "conv2": [256, 27, 27], "pool2": [256, 13, 13], "norm2": [256, 13, 13],
-    "conv3": [384, 13, 13], "conv4": [384, 13, 13], "conv5": [256, 13, 13],
-    "pool3": [256, 6, 6], "fc6": [4096], "fc7": [4096], "fc8": [1000],
+    "conv1": [96, 55, 55],
+    "pool1": [96, 27, 27],
+    "norm1": [96, 27, 27],
+    "conv2": [256, 27, 27],
+    "pool2": [256, 13, 13],
+    "norm2": [256, 13, 13],
+    "conv3": [384, 13, 13],
+    "conv4": [384, 13, 13],
+    "conv5": [256, 13, 13],
+    "pool3": [256, 6, 6],
+    "fc6": [4096],
+    "fc7": [4096],
+    "fc8": [1000],
 }
 # DESIGN.md: size / jump of the receptive field of each layer.
 RECEPTIVE_FIELDS = {
-    "conv1": (11, 4), "pool1": (19, 8), "norm1": (19, 8), "conv2": (51, 8),
-    "pool2": (67, 16), "norm2": (67, 16), "conv3": (99, 16), "conv4": (131, 16),
-    "conv5": (163, 16), "pool3": (195, 32),
+    "conv1": (11, 4),
+    "pool1": (19, 8),
+    "norm1": (19, 8),
+    "conv2": (51, 8),
+    "pool2": (67, 16),
+    "norm2": (67, 16),
+    "conv3": (99, 16),
+    "conv4": (131, 16),
+    "conv5": (163, 16),
+    "pool3": (195, 32),
 }
 
 
@@ -72,10 +88,11 @@ def test_lrn_uses_the_paper_formula() -> None:
     spec = next(layer for layer in arch.layers if layer.kind == "lrn")
     a = torch.rand(1, 8, 3, 3) * 50
     padded = torch.nn.functional.pad(a.pow(2), (0, 0, 0, 0, 2, 2))
-    sums = torch.stack([padded[:, c:c + 5].sum(1) for c in range(8)], 1)
+    sums = torch.stack([padded[:, c : c + 5].sum(1) for c in range(8)], 1)
     expected = a / (2 + 1e-4 * sums) ** 0.75
     got = torch.nn.functional.local_response_norm(
-        a, spec.lrn_size, spec.lrn_alpha_per_size, spec.lrn_beta, spec.lrn_k)
+        a, spec.lrn_size, spec.lrn_alpha_per_size, spec.lrn_beta, spec.lrn_k
+    )
     torch.testing.assert_close(got, expected)
 
 

@@ -17,8 +17,21 @@ from model.cli import main
 from model.preprocess import preprocess_bytes
 from service.artifacts import ArtifactError, load_artifacts
 
-LAYERS = ["conv1", "pool1", "norm1", "conv2", "pool2", "norm2", "conv3", "conv4", "conv5",
-          "pool3", "fc6", "fc7", "fc8"]
+LAYERS = [
+    "conv1",
+    "pool1",
+    "norm1",
+    "conv2",
+    "pool2",
+    "norm2",
+    "conv3",
+    "conv4",
+    "conv5",
+    "pool3",
+    "fc6",
+    "fc7",
+    "fc8",
+]
 
 
 def test_graph_contract(exported_artifacts: Path) -> None:
@@ -32,14 +45,17 @@ def test_graph_contract(exported_artifacts: Path) -> None:
 
 
 def test_every_layer_matches_pytorch_on_real_photos(
-        exported_artifacts: Path, checkpoint_path: Path, photos: dict[str, bytes]) -> None:
+    exported_artifacts: Path, checkpoint_path: Path, photos: dict[str, bytes]
+) -> None:
     model, _ = load_model(checkpoint_path)
     artifacts = load_artifacts(exported_artifacts)
     batch = np.stack([preprocess_bytes(p, artifacts.preprocess) for p in photos.values()])
-    session = ort.InferenceSession(str(exported_artifacts / "alexnet.onnx"),
-                                   providers=["CPUExecutionProvider"])
-    got = dict(zip(["logits", *LAYERS], session.run(["logits", *LAYERS], {"input": batch}),
-                   strict=True))
+    session = ort.InferenceSession(
+        str(exported_artifacts / "alexnet.onnx"), providers=["CPUExecutionProvider"]
+    )
+    got = dict(
+        zip(["logits", *LAYERS], session.run(["logits", *LAYERS], {"input": batch}), strict=True)
+    )
     with torch.no_grad():
         expected = {k: v.numpy() for k, v in model.forward_all(torch.from_numpy(batch)).items()}
     for name in LAYERS:
@@ -73,8 +89,8 @@ def test_checksum_mismatch_is_refused(exported_artifacts: Path, tmp_path: Path) 
 
 
 def test_export_refuses_a_model_that_does_not_match(
-        checkpoint_path: Path, photo_folder: Path, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    checkpoint_path: Path, photo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import model.export as export_module
 
     real_build = export_module.build_onnx_model
@@ -85,14 +101,22 @@ def test_export_refuses_a_model_that_does_not_match(
         return real_build(arch, weights)
 
     monkeypatch.setattr(export_module, "build_onnx_model", broken_build)
-    status = main(["export", "--checkpoint", str(checkpoint_path), "--out", str(tmp_path / "a"),
-                   "--data", str(photo_folder)])
+    status = main(
+        [
+            "export",
+            "--checkpoint",
+            str(checkpoint_path),
+            "--out",
+            str(tmp_path / "a"),
+            "--data",
+            str(photo_folder),
+        ]
+    )
     assert status == 2
     assert not (tmp_path / "a" / "alexnet.onnx").exists()
 
 
-def test_missing_checkpoint_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                        ) -> None:
+def test_missing_checkpoint_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "--checkpoint", str(tmp_path / "nope.pt")]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "Traceback" not in err
@@ -100,11 +124,25 @@ def test_missing_checkpoint_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_fp16_variant(checkpoint_path: Path, photo_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "fp16"
-    assert main(["export", "--checkpoint", str(checkpoint_path), "--out", str(out),
-                 "--data", str(photo_folder), "--fp16"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(checkpoint_path),
+                "--out",
+                str(out),
+                "--data",
+                str(photo_folder),
+                "--fp16",
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["files"]["fp16"]["top1_agreement"] >= 0.8
-    session = ort.InferenceSession(str(out / "alexnet.fp16.onnx"),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(out / "alexnet.fp16.onnx"), providers=["CPUExecutionProvider"]
+    )
     assert session.get_inputs()[0].type == "tensor(float)"
     assert session.get_outputs()[0].type == "tensor(float)"

@@ -16,14 +16,29 @@ def torchvision_layout(num_classes: int = 1000) -> nn.Module:
     """torchvision's AlexNet, written out by hand: its keys and shapes are what matter."""
     model = nn.Module()
     model.features = nn.Sequential(
-        nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(), nn.MaxPool2d(3, 2),
-        nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
-        nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2))
+        nn.Conv2d(3, 64, 11, 4, 2),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(64, 192, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(192, 384, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(384, 256, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(256, 256, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2),
+    )
     model.classifier = nn.Sequential(
-        nn.Dropout(), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(), nn.Dropout(),
-        nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, num_classes))
+        nn.Dropout(),
+        nn.Linear(256 * 6 * 6, 4096),
+        nn.ReLU(),
+        nn.Dropout(),
+        nn.Linear(4096, 4096),
+        nn.ReLU(),
+        nn.Linear(4096, num_classes),
+    )
     return model
 
 
@@ -45,7 +60,7 @@ def test_wrong_state_dict_is_a_clear_error(tmp_path: Path) -> None:
     state["features.3.weight"] = torch.zeros(10, 64, 5, 5)
     path = tmp_path / "bad.pth"
     torch.save(state, path)
-    with pytest.raises(UserFacingError, match="features|conv2"):
+    with pytest.raises(UserFacingError, match=r"features|conv2"):
         load_torchvision_model(path)
 
 

@@ -55,8 +55,9 @@ def test_concurrent_requests_share_batches_and_get_their_own_results() -> None:
     model = RecordingModel()
 
     async def body(batcher: DynamicBatcher) -> list[list[dict[str, np.ndarray]]]:
-        return await asyncio.gather(*(batcher.submit([tensor(i), tensor(i + 0.5)], ("y",),
-                                                     timeout_s=5) for i in range(12)))
+        return await asyncio.gather(
+            *(batcher.submit([tensor(i), tensor(i + 0.5)], ("y",), timeout_s=5) for i in range(12))
+        )
 
     results = run(_with_batcher(model, body))
     for i, pair in enumerate(results):
@@ -82,9 +83,11 @@ def test_different_output_sets_never_share_a_batch() -> None:
     model = RecordingModel()
 
     async def body(batcher: DynamicBatcher) -> None:
-        await asyncio.gather(batcher.submit([tensor(1)], ("a",), timeout_s=5),
-                             batcher.submit([tensor(2)], ("b", "c"), timeout_s=5),
-                             batcher.submit([tensor(3)], ("a",), timeout_s=5))
+        await asyncio.gather(
+            batcher.submit([tensor(1)], ("a",), timeout_s=5),
+            batcher.submit([tensor(2)], ("b", "c"), timeout_s=5),
+            batcher.submit([tensor(3)], ("a",), timeout_s=5),
+        )
 
     run(_with_batcher(model, body))
     assert sorted(model.batches) == [(1, ("b", "c")), (2, ("a",))]
