@@ -1,0 +1,1 @@
+"""Benchmarks: the service against the raw onnxruntime limit, with reports under results/."""

@@ -1,0 +1,295 @@
+"""`alexnet bench`: the service under load against the in-process limit, in one run.
+
+Order: in-process figures first (the limit, logits-only cost, convolution vs scipy)
+while no server runs; then the service with its settings through every concurrency
+level, the single-request probes, and, when the bench started the server itself,
+the same service with batching off and the int8 (CPU) or fp16 (GPU) variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import gc
+import json
+import operator
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from benchmarks import limit as inproc
+from benchmarks import probes
+from benchmarks.corpus import Multipart, build_corpus, large_rgb_jpeg, multipart
+from benchmarks.loadgen import LoadResult, choose_client, run_load
+from benchmarks.report import Level, Results, write
+from benchmarks.scrape import diff, scrape, settle
+from benchmarks.serverproc import Server, Usage, Watch, started_server
+
+
+def parse_settings(pairs: list[str]) -> dict[str, str]:
+    """--set KEY=VALUE pairs as service settings (ALEXNET_KEY)."""
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"alexnet bench: --set wants KEY=VALUE, got {pair!r}")
+        settings[key.strip().upper()] = value.strip()
+    return settings
+
+
+def machine(provider: str, client: str) -> dict[str, str]:
+    """What the figures were measured on."""
+    import onnxruntime
+    import psutil
+
+    cpu = platform.processor() or "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    facts = {
+        "CPU": cpu,
+        "cores": f"{os.cpu_count()} logical, {psutil.cpu_count(logical=False)} physical",
+        "memory": f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "onnxruntime": onnxruntime.__version__,
+        "provider": provider,
+        "python": platform.python_version(),
+        "load generator": client,
+    }
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        gpus = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        if gpus:
+            facts["GPU"] = gpus.replace("\n", "; ")
+    return facts
+
+
+def drive(
+    server: Server,
+    watch: Watch,
+    client: str,
+    bodies: list[Multipart],
+    concurrency: int,
+    seconds: float,
+) -> Level:
+    """One level of load, bracketed by /metrics scrapes and the process watch."""
+    before, opened = scrape(server.url), time.perf_counter()
+    with watch.measure() as usage:
+        load = run_load(client, f"{server.url}/v1/predict", bodies, concurrency, seconds)
+    histograms = diff(scrape(server.url), before)
+    window = time.perf_counter() - opened
+    level = Level(load, usage[0] if server.pid else None, histograms, window)
+    # Requests still in flight when the client stopped must not count towards the next level.
+    settle(server.url, quiet_s=max(0.5, 2 * level.mean_ms("alexnet_inference_seconds") / 1000))
+    print(
+        f"  concurrency {concurrency:>3}: {load.throughput:6.1f} img/s, p50 {load.p50_ms:7.1f} "
+        f"p99 {load.p99_ms:7.1f} ms, mean batch {level.mean_batch:.1f}, errors {load.errors}",
+        flush=True,
+    )
+    return level
+
+
+@contextlib.contextmanager
+def service(args: argparse.Namespace, log: Path, **settings: str) -> Iterator[Server]:
+    """The --url server as it is, or a fresh `alexnet serve` with these settings."""
+    if args.url:
+        yield Server(args.url.rstrip("/"))
+        return
+    with started_server(args.artifacts, log, **{**args.settings, **settings}) as server:
+        yield server
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    """Measure, write benchmarks/results/<name>.md and .png, print the service/limit ratio."""
+    from model.errors import UserFacingError
+    from service.artifacts import ArtifactError, load_artifacts
+    from service.engine import Engine
+    from service.settings import Settings
+
+    args.settings = parse_settings(args.set or [])
+    levels = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
+    quick = args.quick
+    seconds = min(args.duration, 2.0) if quick else args.duration
+    rounds = 4 if quick else 15
+    client = choose_client(args.client)
+    corpus = build_corpus(shapes=2 if quick else 5)
+    boundary = "alexnetbenchboundary7f3a"
+    bodies = [multipart([upload], boundary=boundary) for upload in corpus]
+    blobs = [upload.data for upload in corpus]
+    env_settings = {k.lower(): v for k, v in args.settings.items()}
+    settings = Settings(**{**env_settings, "artifacts": args.artifacts})
+    started = time.perf_counter()
+    load_before = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+    print(f"in-process limit ({settings.artifacts}) ...", flush=True)
+    try:
+        artifacts = load_artifacts(settings.artifacts, settings.precision)
+    except ArtifactError as exc:
+        raise UserFacingError(f"{exc} (pass the exported model with --artifacts)") from None
+    engine = Engine(
+        artifacts, provider=settings.provider, intra_op_threads=settings.intra_op_threads
+    )
+    limit = inproc.measure_limit(
+        engine,
+        settings,
+        blobs,
+        seconds=seconds if quick else 10.0,
+        rounds=rounds,
+        candidates=(1, 8) if quick else inproc.BATCH_CANDIDATES,
+    )
+    print(
+        f"  limit {limit.throughput:.1f} img/s at batch {limit.batch_size}; batch 1 "
+        f"{limit.raw_batch1_ms:.1f} ms + decode {limit.decode_ms:.1f} ms",
+        flush=True,
+    )
+    # Quick runs time the logits-only model at batch 1: a large batch costs seconds a round.
+    logits = inproc.measure_logits_only(
+        engine, settings, 1 if quick else limit.batch_size, 8 if quick else 12
+    )
+    providers = engine.session.get_providers()
+    manifest = engine.artifacts.manifest
+    del engine
+    gc.collect()
+    jpeg = large_rgb_jpeg(1024)
+    convolution = inproc.measure_convolution(jpeg, providers, rounds)
+
+    logs = Path(tempfile.mkdtemp(prefix="alexnet-bench-logs-"))
+    compare_at = args.compare_at if args.compare_at in levels else max(levels)
+    print(f"service ({client}) ...", flush=True)
+    with service(args, logs / "server.log") as server, Watch(server.pid) as watch:
+        info = probes.model_info(server.url)
+        provider = str(info.get("provider", providers[0]))
+        run_load(client, f"{server.url}/v1/predict", bodies, 4, 1.0)  # warm-up, discarded
+        settle(server.url, quiet_s=1.0)
+        sweep = [drive(server, watch, client, bodies, c, seconds) for c in levels]
+        activations = probes.activations_vs_predict(server.url, corpus[0], rounds)
+        endpoint_ms, _ = probes.convolve_endpoint_ms(server.url, jpeg, rounds)
+        results = Results(
+            name=args.name,
+            machine=machine(provider, client),
+            limit=limit,
+            levels=sweep,
+            logits_only=logits,
+            convolution=convolution,
+            compare_at=compare_at,
+            convolve_endpoint_ms=endpoint_ms,
+            activations=activations,
+        )
+        results.machine["load average before the run"] = load_before
+        settings_text = json.dumps(args.settings) if args.settings else "defaults"
+        results.machine["service settings"] = settings_text
+        compare_variants(args, results, (server, watch), manifest, bodies, client, seconds, logs)
+        results.peak_rss = watch.peak_rss
+    # Other work on the machine skews every figure: say how busy it was.
+    results.machine["load average after the run"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    report = write(results, args.results)
+    at = results.level(compare_at)
+    ratio = at.load.throughput / limit.throughput if at else float("nan")
+    print(f"service / limit at concurrency {compare_at}: {ratio:.2f}")
+    print(f"wrote {report} in {time.perf_counter() - started:.0f} s (server logs in {logs})")
+    return 0
+
+
+def merge(levels: list[Level]) -> Level:
+    """Bursts against one server as one level: totals summed, percentiles the bursts' median."""
+    loads = [level.load for level in levels]
+    load = LoadResult(
+        concurrency=loads[0].concurrency,
+        requests=sum(x.requests for x in loads),
+        errors=sum(x.errors for x in loads),
+        duration_s=sum(x.duration_s for x in loads),
+        p50_ms=statistics.median(x.p50_ms for x in loads),
+        p90_ms=statistics.median(x.p90_ms for x in loads),
+        p99_ms=statistics.median(x.p99_ms for x in loads),
+        client_cpu_s=sum(x.client_cpu_s for x in loads),
+        client=loads[0].client,
+    )
+    usages = [level.usage for level in levels if level.usage is not None]
+    usage = (
+        Usage(
+            sum(u.wall_s for u in usages),
+            sum(u.cpu_s for u in usages),
+            max(u.peak_rss for u in usages),
+        )
+        if usages
+        else None
+    )
+    names = set.intersection(*(set(level.histograms) for level in levels))
+    histograms = {
+        name: functools.reduce(operator.add, (level.histograms[name] for level in levels))
+        for name in names
+    }
+    return Level(load, usage, histograms, sum(level.window_s for level in levels), len(levels))
+
+
+def paired(
+    first: tuple[Server, Watch],
+    second: tuple[Server, Watch],
+    client: str,
+    bodies: list[Multipart],
+    concurrency: int,
+    seconds: float,
+    rounds: int,
+) -> tuple[Level, Level]:
+    """Both servers in alternating bursts, so load from elsewhere on the machine hits both alike."""
+    one: list[Level] = []
+    two: list[Level] = []
+    for _ in range(rounds):
+        one.append(drive(*first, client, bodies, concurrency, seconds / rounds))
+        two.append(drive(*second, client, bodies, concurrency, seconds / rounds))
+    return merge(one), merge(two)
+
+
+def compare_variants(
+    args: argparse.Namespace,
+    results: Results,
+    main: tuple[Server, Watch],
+    manifest: dict[str, Any],
+    bodies: list[Multipart],
+    client: str,
+    seconds: float,
+    logs: Path,
+) -> None:
+    """Batching off, then int8 (CPU) or fp16 (GPU), each paired with the main server."""
+    at = results.compare_at
+    provider = results.machine["provider"]
+    variant = "int8" if provider == "CPUExecutionProvider" else "fp16"
+    results.variant = variant
+    entry = manifest["files"].get(variant)
+    if entry is not None:
+        results.variant_agreement = entry.get("top1_agreement")
+    if args.url:
+        results.notes.append(
+            "--url: batching-off and precision comparisons need servers the bench starts itself"
+        )
+        return
+    runs = [("batching off", {"MAX_BATCH_SIZE": "1"})]
+    if entry is not None:
+        runs.append((variant, {"PRECISION": variant}))
+    else:
+        results.notes.append(f"the manifest offers no {variant} model: export with --{variant}")
+    rounds = 2 if args.quick else 3
+    for label, settings in runs:
+        print(f"service, {label}, in alternating bursts with the service as measured ...")
+        log = logs / f"server-{label.replace(' ', '-')}.log"
+        merged = {**args.settings, **settings}
+        with started_server(args.artifacts, log, **merged) as server, Watch(server.pid) as watch:
+            run_load(client, f"{server.url}/v1/predict", bodies, 4, 1.0)
+            settle(server.url, quiet_s=1.0)
+            base, level = paired(main, (server, watch), client, bodies, at, seconds, rounds)
+        if label == "batching off":
+            results.batching_on, results.batching_off = base, level
+        else:
+            results.variant_baseline, results.variant_level = base, level

@@ -1,0 +1,265 @@
+"""In-process measurements with no HTTP: the limit a perfect server could reach, and references.
+
+The limit runs the same JPEGs through the same decode + preprocess
+(`preprocess_bytes` with the service's settings) and the same onnxruntime session
+(`service.engine.Engine` with the service's options), pipelined the way a perfect
+server would: the next batch decodes on the decode pool while the current one runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from model.preprocess import preprocess_bytes
+from service.engine import Engine
+from service.providers import create_session
+from service.settings import Settings
+
+BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
+
+
+def timed(fn: Callable[[], object], rounds: int) -> np.ndarray:
+    """Seconds taken by each of `rounds` calls."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return np.asarray(times)
+
+
+@dataclass
+class Limit:
+    """The in-process figures the service is held against."""
+
+    batch_size: int  # the best one, used for the pipelined run
+    throughput: float  # images/s, decode + preprocess + inference pipelined
+    inference_only: dict[int, float]  # images/s by batch size, inference alone
+    cpu_ms_per_image: float  # process CPU time per image in the pipelined run
+    # (images/s, CPU ms per image) pipelined by batch size: the best one and batch 8,
+    # near the batches a closed loop of 16 clients forms, for a like-for-like comparison
+    pipelined_by_batch: dict[int, tuple[float, float]]
+    decode_ms: float  # median decode + preprocess of one image
+    raw_batch1_ms: float  # median onnxruntime run at batch 1
+    raw_batch1_p99_ms: float
+
+
+def decoder(settings: Settings, engine: Engine) -> Callable[[bytes], np.ndarray]:
+    """`preprocess_bytes` exactly as the service calls it."""
+    return partial(
+        preprocess_bytes,
+        spec=engine.artifacts.preprocess,
+        max_pixels=settings.max_pixels,
+        fast_jpeg=settings.fast_jpeg,
+    )
+
+
+def measure_limit(
+    engine: Engine,
+    settings: Settings,
+    blobs: list[bytes],
+    *,
+    seconds: float,
+    rounds: int,
+    candidates: tuple[int, ...] = BATCH_CANDIDATES,
+) -> Limit:
+    """Inference alone by batch size, then the pipelined run at the best one."""
+    decode = decoder(settings, engine)
+    decode_times = timed(lambda: [decode(blob) for blob in blobs], rounds) / len(blobs)
+    tensor = decode(blobs[0])
+    single = tensor[None]
+    engine.run(single)
+    raw = timed(lambda: engine.run(single), max(rounds * 2, 5))
+    inference_only = {}
+    for size in [b for b in candidates if b <= settings.max_batch_size]:
+        batch = np.repeat(single, size, axis=0)
+        engine.run(batch)
+        runs = max(2, min(rounds, round(seconds / 2 / max(raw.min() * size, 1e-3))))
+        inference_only[size] = size / float(np.median(timed(partial(engine.run, batch), runs)))
+    best = max(inference_only, key=lambda size: inference_only[size])
+    by_batch = {}
+    for size in sorted({best, min(8, best)}, reverse=True):
+        cpu = time.process_time()
+        rate, images = pipelined(engine, decode, blobs, size, settings, seconds)
+        by_batch[size] = (rate, (time.process_time() - cpu) / images * 1000)
+    return Limit(
+        batch_size=best,
+        throughput=by_batch[best][0],
+        cpu_ms_per_image=by_batch[best][1],
+        pipelined_by_batch=by_batch,
+        inference_only=inference_only,
+        decode_ms=float(np.median(decode_times)) * 1000,
+        raw_batch1_ms=float(np.median(raw)) * 1000,
+        raw_batch1_p99_ms=float(np.percentile(raw, 99)) * 1000,
+    )
+
+
+def pipelined(
+    engine: Engine,
+    decode: Callable[[bytes], np.ndarray],
+    blobs: list[bytes],
+    batch_size: int,
+    settings: Settings,
+    seconds: float,
+) -> tuple[float, int]:
+    """(images per second, images) when batch k+1 decodes on the pool while batch k runs."""
+    workers = settings.decode_threads or os.cpu_count() or 1
+    stream = itertools.cycle(blobs)
+    with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
+
+        def submit() -> list[Future[np.ndarray]]:
+            return [pool.submit(decode, next(stream)) for _ in range(batch_size)]
+
+        pending = submit()
+        images, started = 0, time.perf_counter()
+        while True:
+            batch = np.stack([job.result() for job in pending])
+            pending = submit()
+            engine.run(batch, ("logits",))
+            images += batch_size
+            elapsed = time.perf_counter() - started
+            if elapsed >= seconds and images >= 3 * batch_size:
+                break
+        for job in pending:
+            job.cancel()
+    return images / elapsed, images
+
+
+@dataclass
+class LogitsOnly:
+    """onnxruntime time for `logits` from the multi-output model vs a logits-only export."""
+
+    batch_size: int
+    op_shares: dict[str, float]  # share of onnxruntime kernel time by op type (logits-only)
+    multi_ms: float  # session.run(["logits"]) on the multi-output model
+    single_ms: float  # the same on a logits-only export
+    engine_ms: float  # the service's Engine.run(batch, ("logits",))
+
+    @property
+    def cost(self) -> float:
+        """Extra time of the multi-output model, as a fraction (0.01 = 1 % slower)."""
+        return self.multi_ms / self.single_ms - 1
+
+    @property
+    def engine_cost(self) -> float:
+        """Extra time of the service's engine asking for logits, as a fraction."""
+        return self.engine_ms / self.single_ms - 1
+
+
+def logits_only_export(source: Path, target: Path) -> None:
+    """The same ONNX graph with `logits` as its only output."""
+    import onnx
+
+    model = onnx.load(str(source))
+    kept = [output for output in model.graph.output if output.name == "logits"]
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+    onnx.save(model, str(target))
+
+
+def measure_logits_only(
+    engine: Engine, settings: Settings, batch_size: int, rounds: int
+) -> LogitsOnly:
+    """Both sessions with the service's options, timed alternately so drift hits both alike."""
+    threads = settings.intra_op_threads or os.cpu_count() or 1
+    shape = engine.artifacts.input_shape
+    batch = np.random.default_rng(0).standard_normal((batch_size, *shape), dtype=np.float32)
+    with tempfile.TemporaryDirectory(prefix="bench-logits-") as folder:
+        path = Path(folder) / "alexnet.logits.onnx"
+        logits_only_export(engine.artifacts.model_path, path)
+        single = create_session(path, settings.provider, threads)
+        shares = op_shares(path, engine.session.get_providers(), threads, batch)
+        multi = engine.session
+        feeds = {engine.input_name: batch}
+        calls = [
+            partial(multi.run, ["logits"], feeds),
+            partial(single.run, ["logits"], feeds),
+            partial(engine.run, batch, ("logits",)),
+        ]
+        times: list[list[float]] = [[] for _ in calls]
+        for call in calls:
+            call()
+        for _ in range(rounds):  # interleaved: drift on a shared machine hits all three alike
+            for call, spent in zip(calls, times, strict=True):
+                spent.append(float(timed(call, 1)[0]))
+    multi_ms, single_ms, engine_ms = (float(np.median(t)) * 1000 for t in times)
+    return LogitsOnly(batch_size, shares, multi_ms, single_ms, engine_ms)
+
+
+def op_shares(
+    path: Path, providers: list[str], threads: int, batch: np.ndarray, runs: int = 2
+) -> dict[str, float]:
+    """Where onnxruntime spends a run: kernel time by op type, from its own profiler."""
+    import json
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as folder:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(folder) / "ort")
+        session = ort.InferenceSession(str(path), options, providers=providers)
+        feeds = {session.get_inputs()[0].name: batch}
+        session.run(["logits"], feeds)  # the first run pays one-off set-up
+        for _ in range(runs):
+            session.run(["logits"], feeds)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    spent: dict[str, float] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            spent[op] = spent.get(op, 0.0) + event["dur"]
+    total = sum(spent.values()) or 1.0
+    ordered = sorted(spent.items(), key=lambda item: -item[1])
+    return {op: duration / total for op, duration in ordered}
+
+
+@dataclass
+class Convolution:
+    """A 3x3 kernel on a 1024x1024 RGB image: scipy per channel vs the service's engine."""
+
+    shape: tuple[int, ...]
+    scipy_ms: float
+    engine_ms: float
+    max_abs_diff: float
+
+
+KERNEL_3X3 = np.array([[1, 2, 0], [0, 1, -1], [-1, 0, -2]], dtype=np.float32)
+
+
+def measure_convolution(jpeg: bytes, providers: list[str], rounds: int) -> Convolution:
+    """Median times of scipy.signal.convolve2d per channel and ConvolutionEngine.convolve."""
+    from scipy.signal import convolve2d
+
+    from model.preprocess import decode_image
+    from service.numerics.convolution import ConvolutionEngine
+
+    pixels = np.asarray(decode_image(jpeg), dtype=np.float32).transpose(2, 0, 1).copy()
+    engine = ConvolutionEngine(providers)
+
+    def with_scipy() -> np.ndarray:
+        return np.stack([convolve2d(channel, KERNEL_3X3, mode="same") for channel in pixels])
+
+    def with_engine() -> np.ndarray:
+        return engine.convolve(pixels, KERNEL_3X3, mode="convolution", padding="same")
+
+    expected, got = with_scipy(), with_engine()
+    return Convolution(
+        shape=tuple(pixels.shape),
+        scipy_ms=float(np.median(timed(with_scipy, rounds))) * 1000,
+        engine_ms=float(np.median(timed(with_engine, rounds))) * 1000,
+        max_abs_diff=float(np.max(np.abs(expected - got))),
+    )

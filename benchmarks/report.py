@@ -1,0 +1,345 @@
+"""The benchmark's report: a Markdown table with every figure next to its target, and a plot."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from benchmarks.limit import Convolution, Limit, LogitsOnly
+from benchmarks.loadgen import LoadResult
+from benchmarks.probes import ActivationsVsPredict
+from benchmarks.scrape import Histogram, batch_sizes
+from benchmarks.serverproc import Usage
+
+MIB = 2**20
+
+
+@dataclass
+class Level:
+    """One concurrency level: the client's view, the server's resources and its histograms."""
+
+    load: LoadResult
+    usage: Usage | None
+    histograms: dict[str, Histogram]
+    window_s: float  # wall time between the two /metrics scrapes around the load
+    bursts: int = 1  # separate runs of the load generator merged into this level
+
+    def mean_ms(self, name: str) -> float:
+        histogram = self.histograms.get(name)
+        return histogram.mean * 1000 if histogram else math.nan
+
+    @property
+    def mean_batch(self) -> float:
+        histogram = self.histograms.get("alexnet_batch_size")
+        return histogram.mean if histogram else math.nan
+
+    @property
+    def images(self) -> float:
+        histogram = self.histograms.get("alexnet_batch_size")
+        return histogram.total if histogram else math.nan
+
+    @property
+    def inference_busy(self) -> float:
+        """Fraction of the level's wall time the inference thread spent in onnxruntime."""
+        histogram = self.histograms.get("alexnet_inference_seconds")
+        return histogram.total / self.window_s if histogram and self.window_s else math.nan
+
+    @property
+    def cpu_ms_per_image(self) -> float:
+        if self.usage is None or not self.images:
+            return math.nan
+        return self.usage.cpu_s / self.images * 1000
+
+    @property
+    def batches(self) -> str:
+        histogram = self.histograms.get("alexnet_batch_size")
+        return batch_sizes(histogram) if histogram else "n/a"
+
+
+@dataclass
+class Results:
+    """Everything one run measured."""
+
+    name: str
+    machine: dict[str, str]
+    limit: Limit
+    levels: list[Level]
+    logits_only: LogitsOnly
+    convolution: Convolution
+    compare_at: int
+    convolve_endpoint_ms: float | None = None
+    activations: ActivationsVsPredict | None = None
+    batching_on: Level | None = None  # the main server, in bursts paired with batching off
+    batching_off: Level | None = None
+    variant: str = "int8"
+    variant_baseline: Level | None = None  # the main server, in bursts paired with the variant
+    variant_level: Level | None = None
+    variant_agreement: float | None = None
+    peak_rss: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def level(self, concurrency: int) -> Level | None:
+        return next((lv for lv in self.levels if lv.load.concurrency == concurrency), None)
+
+
+def _f(value: float | None, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def _check(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("yes" if ok else "**no**")
+
+
+def targets(r: Results) -> list[tuple[str, str, str, bool | None]]:
+    """(what, measured, target, met) for every target of the issue."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    at = r.level(r.compare_at)
+    c = r.compare_at
+    if at is not None:
+        ratio = at.load.throughput / r.limit.throughput
+        rows.append(
+            (
+                f"predict throughput at concurrency {c} / in-process limit",
+                f"{ratio:.2f}x ({at.load.throughput:.1f} vs {r.limit.throughput:.1f} img/s)",
+                ">= 0.85x",
+                ratio >= 0.85,
+            )
+        )
+    on = r.batching_on or at
+    if on is not None and r.batching_off is not None:
+        ratio = on.load.throughput / r.batching_off.load.throughput
+        rows.append(
+            (
+                f"dynamic batching / batching off (max batch 1), concurrency {c}, paired bursts",
+                f"{ratio:.2f}x ({on.load.throughput:.1f} vs "
+                f"{r.batching_off.load.throughput:.1f} img/s)",
+                ">= 1.4x",
+                ratio >= 1.4,
+            )
+        )
+    one = r.level(1)
+    if one is not None:
+        budget = r.limit.raw_batch1_ms + r.limit.decode_ms
+        rows.append(
+            (
+                "p99 latency at concurrency 1 / (raw onnxruntime batch 1 + decode)",
+                f"{one.load.p99_ms / budget:.2f}x ({one.load.p99_ms:.1f} ms vs "
+                f"{r.limit.raw_batch1_ms:.1f} + {r.limit.decode_ms:.1f} ms)",
+                "<= 1.15x",
+                one.load.p99_ms <= 1.15 * budget,
+            )
+        )
+    lo = r.logits_only
+    rows.append(
+        (
+            f"`logits` from the multi-output model vs a logits-only export, plain onnxruntime "
+            f"(batch {lo.batch_size})",
+            f"{lo.cost:+.1%} ({lo.multi_ms:.1f} vs {lo.single_ms:.1f} ms)",
+            "<= +3%",
+            lo.cost <= 0.03,
+        )
+    )
+    rows.append(
+        (
+            f"`logits` via the service's Engine vs a logits-only export (batch {lo.batch_size})",
+            f"{lo.engine_cost:+.1%} ({lo.engine_ms:.1f} vs {lo.single_ms:.1f} ms)",
+            "<= +3%",
+            lo.engine_cost <= 0.03,
+        )
+    )
+    if r.activations is not None:
+        a = r.activations
+        rows.append(
+            (
+                "/v1/activations (all layers, npz) / /v1/predict, concurrency 1",
+                f"{a.ratio:.2f}x ({a.activations_ms:.1f} vs {a.predict_ms:.1f} ms)",
+                "<= 2.5x",
+                a.ratio <= 2.5,
+            )
+        )
+    cv = r.convolution
+    shape = "x".join(map(str, cv.shape))
+    rows.append(
+        (
+            f"3x3 convolution of a {shape} image: ConvolutionEngine / scipy convolve2d",
+            f"{cv.engine_ms / cv.scipy_ms:.2f}x ({cv.engine_ms:.1f} vs {cv.scipy_ms:.1f} ms)",
+            "<= 1x (faster than scipy)",
+            cv.engine_ms <= cv.scipy_ms,
+        )
+    )
+    if r.convolve_endpoint_ms is not None:
+        ms = r.convolve_endpoint_ms
+        rows.append(
+            (
+                "POST /v1/convolve (same image, npy answer) / scipy convolve2d alone",
+                f"{ms / cv.scipy_ms:.2f}x ({ms:.1f} vs {cv.scipy_ms:.1f} ms)",
+                "<= 1x (HTTP round trip beats local scipy)",
+                ms <= cv.scipy_ms,
+            )
+        )
+    base = r.variant_baseline or at
+    if base is not None and r.variant_level is not None:
+        ratio = r.variant_level.load.throughput / base.load.throughput
+        target = 1.8 if r.variant == "int8" else 1.0
+        rows.append(
+            (
+                f"{r.variant} / fp32 throughput, concurrency {c}, paired bursts",
+                f"{ratio:.2f}x ({r.variant_level.load.throughput:.1f} vs "
+                f"{base.load.throughput:.1f} img/s)",
+                f">= {target:g}x",
+                ratio >= target,
+            )
+        )
+    if r.variant_agreement is not None:
+        rows.append(
+            (
+                f"{r.variant} top-1 agreement with fp32 (manifest)",
+                f"{r.variant_agreement:.1%}",
+                ">= 99%",
+                r.variant_agreement >= 0.99,
+            )
+        )
+    return rows
+
+
+def level_rows(r: Results) -> list[str]:
+    head = (
+        "| concurrency | throughput (img/s) | p50 (ms) | p90 (ms) | p99 (ms) | errors "
+        "| queue wait (ms, mean) | inference (ms/batch, mean) | mean batch | batch sizes ran "
+        "| inference busy | server CPU (cores) | server CPU per image (ms) | client CPU (cores) "
+        "| peak server RSS (MiB) |"
+    )
+    lines = [head, "|" + "---|" * 15]
+    extra = [
+        ("batching on, paired", r.batching_on),
+        ("batching off, paired", r.batching_off),
+        ("fp32, paired", r.variant_baseline),
+        (f"{r.variant}, paired", r.variant_level),
+    ]
+    named = [(str(lv.load.concurrency), lv) for lv in r.levels]
+    named += [(f"{label}, {lv.load.concurrency}", lv) for label, lv in extra if lv is not None]
+    for label, lv in named:
+        u, load = lv.usage, lv.load
+        lines.append(
+            f"| {label} | {load.throughput:.1f} | {load.p50_ms:.1f} | {load.p90_ms:.1f} "
+            f"| {load.p99_ms:.1f} | {load.errors} "
+            f"| {_f(lv.mean_ms('alexnet_queue_wait_seconds'))} "
+            f"| {_f(lv.mean_ms('alexnet_inference_seconds'))} | {_f(lv.mean_batch)} "
+            f"| {lv.batches} | {lv.inference_busy:.0%} | {_f(u.cores if u else None, 2)} "
+            f"| {_f(lv.cpu_ms_per_image)} | {load.client_cores:.2f} "
+            f"| {_f(u.peak_rss / MIB if u else None, 0)} |"
+        )
+    return lines
+
+
+def where_time_goes(r: Results) -> list[str]:
+    """The figures that say where a request's time is spent, computed from this run."""
+    lines = []
+    at = r.level(r.compare_at)
+    if at is not None:
+        pipelined = r.limit.pipelined_by_batch
+        near = min(pipelined, key=lambda size: abs(size - at.mean_batch))
+        rate, cpu_ms = pipelined[near]
+        lines += [
+            f"- At concurrency {r.compare_at} the inference thread was in onnxruntime "
+            f"{at.inference_busy:.0%} of the time (mean batch {_f(at.mean_batch)}); the oldest "
+            f"image of a batch waited {_f(at.mean_ms('alexnet_queue_wait_seconds'))} ms.",
+            f"- In process at batch {near} (near the service's batches): {rate:.1f} img/s, "
+            f"{cpu_ms:.1f} ms of CPU per image; the server at concurrency {r.compare_at}: "
+            f"{at.load.throughput:.1f} img/s, {_f(at.cpu_ms_per_image)} ms of CPU per image. "
+            f"The difference, {_f(at.cpu_ms_per_image - cpu_ms)} ms per image, is what HTTP, "
+            "multipart parsing, batching and JSON cost.",
+        ]
+    lim = r.limit
+    lines.append(
+        f"- Decode + preprocess is {lim.decode_ms:.1f} ms of one core per image; inference at "
+        f"batch {lim.batch_size} is {1000 / lim.inference_only[lim.batch_size]:.1f} ms of wall "
+        "time per image on all intra-op threads."
+    )
+    shares = r.logits_only.op_shares
+    if shares:
+        top = ", ".join(f"{op} {share:.0%}" for op, share in list(shares.items())[:6])
+        lines.append(
+            f"- onnxruntime kernel time by op type (logits-only graph, batch "
+            f"{r.logits_only.batch_size}): {top}."
+        )
+    return lines
+
+
+def markdown(r: Results) -> str:
+    """The whole report."""
+    lim = r.limit
+    out = [f"# Benchmark `{r.name}`", "", "## Machine", ""]
+    out += [f"- {key}: {value}" for key, value in r.machine.items()]
+    out += ["", "## Targets", "", "| what | measured | target | met |", "|---|---|---|---|"]
+    out += [f"| {w} | {m} | {t} | {_check(ok)} |" for w, m, t, ok in targets(r)]
+    out += ["", "## Load levels (POST /v1/predict, one 640x480 JPEG per request)", ""]
+    out += level_rows(r)
+    out += [
+        "",
+        f"Peak server RSS over the whole run: {_f(r.peak_rss / MIB if r.peak_rss else None, 0)}"
+        " MiB. Queue wait is the wait of the oldest image of each batch; inference is "
+        "onnxruntime's time per batch (both from the server's /metrics, diffed per level). "
+        "Paired rows ran in alternating bursts with the server they are compared with "
+        "(percentiles: the median of the bursts').",
+        "",
+        "## The limit (in process, no HTTP)",
+        "",
+        f"- service / limit at concurrency {r.compare_at}: "
+        + (
+            f"{r.level(r.compare_at).load.throughput / lim.throughput:.2f}"  # type: ignore[union-attr]
+            if r.level(r.compare_at)
+            else "n/a"
+        ),
+        f"- pipelined decode + preprocess + onnxruntime at batch {lim.batch_size}: "
+        f"{lim.throughput:.1f} img/s, {lim.cpu_ms_per_image:.1f} ms of CPU per image",
+        f"- decode + preprocess of one image (median): {lim.decode_ms:.1f} ms",
+        f"- onnxruntime at batch 1: median {lim.raw_batch1_ms:.1f} ms, "
+        f"p99 {lim.raw_batch1_p99_ms:.1f} ms",
+        "- pipelined by batch size (img/s, CPU ms per image): "
+        + ", ".join(f"{b}: {v[0]:.1f}, {v[1]:.1f}" for b, v in lim.pipelined_by_batch.items()),
+        "- inference alone by batch size (img/s): "
+        + ", ".join(f"{size}: {rate:.1f}" for size, rate in lim.inference_only.items()),
+        f"- convolution engine result vs scipy: max |difference| {r.convolution.max_abs_diff:.2e}",
+    ]
+    out += ["", "## Where the time goes", "", *where_time_goes(r)]
+    if r.notes:
+        out += ["", "## Notes", ""] + [f"- {note}" for note in r.notes]
+    return "\n".join(out) + "\n"
+
+
+def plot(r: Results, path: Path) -> None:
+    """Throughput and p99 latency against concurrency, with the limit as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = [lv.load.concurrency for lv in r.levels]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(levels, [lv.load.throughput for lv in r.levels], "o-", label="service")
+    left.axhline(r.limit.throughput, color="grey", linestyle="--", label="in-process limit")
+    left.set(xscale="log", xlabel="concurrency", ylabel="images / s", title="throughput")
+    left.set_xticks(levels, [str(c) for c in levels])
+    left.legend()
+    right.plot(levels, [lv.load.p99_ms for lv in r.levels], "o-", color="tab:red")
+    right.set(xscale="log", xlabel="concurrency", ylabel="ms", title="p99 latency")
+    right.set_xticks(levels, [str(c) for c in levels])
+    figure.suptitle(f"{r.name}: {r.machine.get('provider', '')}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write(r: Results, folder: Path) -> Path:
+    """Write <name>.md, <name>.png and <name>.json (raw figures); returns the Markdown path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    report = folder / f"{r.name}.md"
+    report.write_text(markdown(r))
+    plot(r, folder / f"{r.name}.png")
+    (folder / f"{r.name}.json").write_text(json.dumps(asdict(r), indent=1, default=str) + "\n")
+    return report
