@@ -64,7 +64,8 @@ class ServiceState:
         return self.batcher
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
+    """Async on purpose: FastAPI runs a sync dependency on a worker thread per request."""
     return request.app.state.service
 
 
