@@ -40,7 +40,14 @@ def _named(files: list[UploadFile], index: int) -> str:
 async def preprocess_uploads(
     files: list[UploadFile], blobs: list[bytes], state: ServiceState
 ) -> list[np.ndarray]:
-    """Model input tensors, decoded in parallel on the decode pool; 400 names a bad file."""
+    """Model input tensors for uploaded files; a 400 names the bad file."""
+    return await preprocess_blobs(blobs, [_named(files, i) for i in range(len(files))], state)
+
+
+async def preprocess_blobs(
+    blobs: list[bytes], names: list[str], state: ServiceState
+) -> list[np.ndarray]:
+    """Model input tensors, decoded in parallel on the decode pool; a 400 names the bad one."""
     loop = asyncio.get_running_loop()
     spec = state.artifacts.preprocess
     settings = state.settings
@@ -59,9 +66,9 @@ async def preprocess_uploads(
     ]
     results = await asyncio.gather(*jobs, return_exceptions=True)
     tensors = []
-    for index, result in enumerate(results):
+    for name, result in zip(names, results, strict=True):
         if isinstance(result, ImageDecodeError):
-            raise BadInput(f"{_named(files, index)}: {result}")
+            raise BadInput(f"{name}: {result}")
         if isinstance(result, BaseException):
             raise result
         tensors.append(result)

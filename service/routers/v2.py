@@ -11,17 +11,16 @@ here. Errors answer the protocol's {"error": "..."} (service/errors.py does that
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from model.preprocess import ImageDecodeError, preprocess_bytes
 from service.engine import Engine
 from service.errors import BadInput, NotFound, TooLarge
 from service.state import ServiceState, StateDep
+from service.uploads import preprocess_blobs
 from service.v2_codec import InferRequest, RequestedOutput, decompress, parse_infer_request
 from service.v2_encode import classify, encode_infer_response
 
@@ -265,27 +264,4 @@ async def _preprocess_images(blobs: list[bytes], state: ServiceState) -> list[np
             raise TooLarge(
                 f"image {index} is larger than the limit of {settings.max_upload_bytes} bytes"
             )
-    loop = asyncio.get_running_loop()
-    spec = state.artifacts.preprocess
-    jobs = [
-        loop.run_in_executor(
-            state.decode_pool,
-            partial(
-                preprocess_bytes,
-                blob,
-                spec,
-                max_pixels=settings.max_pixels,
-                fast_jpeg=settings.fast_jpeg,
-            ),
-        )
-        for blob in blobs
-    ]
-    results = await asyncio.gather(*jobs, return_exceptions=True)
-    tensors = []
-    for index, result in enumerate(results):
-        if isinstance(result, ImageDecodeError):
-            raise BadInput(f"image {index}: {result}")
-        if isinstance(result, BaseException):
-            raise result
-        tensors.append(result)
-    return tensors
+    return await preprocess_blobs(blobs, [f"image {i}" for i in range(len(blobs))], state)
