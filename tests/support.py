@@ -19,6 +19,23 @@ import numpy as np
 from PIL import Image
 
 VENV_BIN = Path(sys.executable).parent
+# The inspectable layers in DESIGN.md's order, written out here rather than taken from
+# model.architecture, so the tests check the code against the design and not against itself.
+DESIGN_LAYERS = [
+    "conv1",
+    "pool1",
+    "norm1",
+    "conv2",
+    "pool2",
+    "norm2",
+    "conv3",
+    "conv4",
+    "conv5",
+    "pool3",
+    "fc6",
+    "fc7",
+    "fc8",
+]
 
 
 def free_port() -> int:

@@ -16,22 +16,7 @@ from model.checkpoint import load_model
 from model.cli import main
 from model.preprocess import preprocess_bytes
 from service.artifacts import ArtifactError, load_artifacts
-
-LAYERS = [
-    "conv1",
-    "pool1",
-    "norm1",
-    "conv2",
-    "pool2",
-    "norm2",
-    "conv3",
-    "conv4",
-    "conv5",
-    "pool3",
-    "fc6",
-    "fc7",
-    "fc8",
-]
+from tests.support import DESIGN_LAYERS as LAYERS
 
 
 def test_graph_contract(exported_artifacts: Path) -> None:

@@ -13,23 +13,8 @@ from PIL import Image
 
 from model.preprocess import preprocess_bytes
 from service.artifacts import load_artifacts
+from tests.support import DESIGN_LAYERS as LAYERS
 from tests.support import RunningServer
-
-LAYERS = [
-    "conv1",
-    "pool1",
-    "norm1",
-    "conv2",
-    "pool2",
-    "norm2",
-    "conv3",
-    "conv4",
-    "conv5",
-    "pool3",
-    "fc6",
-    "fc7",
-    "fc8",
-]
 
 
 @pytest.fixture(scope="module")

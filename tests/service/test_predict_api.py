@@ -12,7 +12,7 @@ import onnxruntime as ort
 from model.preprocess import preprocess_bytes
 from service.artifacts import load_artifacts
 from service.classify import softmax
-from tests.support import RunningServer
+from tests.support import DESIGN_LAYERS, RunningServer
 
 
 def _reference_probabilities(artifacts_dir, photo: bytes) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -28,21 +28,7 @@ def test_model_describes_itself(server: RunningServer) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["provider"] == "CPUExecutionProvider"
-    assert [layer["name"] for layer in body["layers"]] == [
-        "conv1",
-        "pool1",
-        "norm1",
-        "conv2",
-        "pool2",
-        "norm2",
-        "conv3",
-        "conv4",
-        "conv5",
-        "pool3",
-        "fc6",
-        "fc7",
-        "fc8",
-    ]
+    assert [layer["name"] for layer in body["layers"]] == DESIGN_LAYERS
     assert body["input"]["shape"] == [3, 227, 227]
     assert body["preprocess"]["crop"] == 227
     assert len(body["labels"]) == 10

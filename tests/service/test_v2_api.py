@@ -17,24 +17,10 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from model.preprocess import PreprocessSpec, preprocess_bytes
+from tests.support import DESIGN_LAYERS as LAYERS
 from tests.support import RunningServer
 
 MODEL = "alexnet"
-LAYERS = [
-    "conv1",
-    "pool1",
-    "norm1",
-    "conv2",
-    "pool2",
-    "norm2",
-    "conv3",
-    "conv4",
-    "conv5",
-    "pool3",
-    "fc6",
-    "fc7",
-    "fc8",
-]
 ATOL = 1e-4
 
 
