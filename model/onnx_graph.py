@@ -1,9 +1,9 @@
 """Build the ONNX graph of an AlexNet straight from its layer specs and weights.
 
 Emitting the graph from the specs (instead of tracing PyTorch) keeps every layer
-one ONNX node with its own name as an output: LRN stays the ONNX `LRN` op, where
-the tracing exporter decomposes it into some forty nodes; and the graph does not
-depend on which exporter a torch release ships. Export checks it against PyTorch.
+a few ONNX nodes with its own name as an output (LRN as six, see `model.onnx_lrn`,
+where the tracing exporter emits some forty); and the graph does not depend on
+which exporter a torch release ships. Export checks it against PyTorch.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from model.architecture import Architecture, LayerSpec, layer_table
+from model.onnx_lrn import lrn_nodes
 
 OPSET = 17
 INPUT_NAME = "input"
@@ -24,6 +25,7 @@ def _layer_nodes(
     source: str,
     weights: dict[str, np.ndarray],
     initializers: list[onnx.TensorProto],
+    channels: int,
 ) -> tuple[list[onnx.NodeProto], str]:
     """The nodes of one layer, reading `source`, and the name of its output."""
     name = spec.name
@@ -61,18 +63,9 @@ def _layer_nodes(
             )
         )
     elif spec.kind == "lrn":
-        nodes.append(
-            helper.make_node(
-                "LRN",
-                [source],
-                [raw],
-                name=name,
-                size=spec.lrn_size,
-                alpha=spec.lrn_alpha_per_size,
-                beta=spec.lrn_beta,
-                bias=spec.lrn_k,
-            )
-        )
+        lrn, constants = lrn_nodes(spec, source, raw, channels)
+        nodes += lrn
+        initializers += constants
     else:  # fc: flatten (a no-op after the first fc) then y = x W^T + b
         flat = f"{name}_flat"
         nodes.append(helper.make_node("Flatten", [source], [flat], name=f"{name}_flatten", axis=1))
@@ -94,8 +87,9 @@ def build_onnx_model(
     nodes: list[onnx.NodeProto] = []
     initializers: list[onnx.TensorProto] = []
     source = INPUT_NAME
-    for spec in arch.layers:
-        layer_nodes, source = _layer_nodes(spec, source, weights, initializers)
+    for spec, row in zip(arch.layers, rows, strict=True):
+        channels = row.output_shape[0]
+        layer_nodes, source = _layer_nodes(spec, source, weights, initializers, channels)
         nodes += layer_nodes
     # The logits are the last layer's output under their own name as well.
     nodes.append(helper.make_node("Identity", [source], [LOGITS_NAME], name=LOGITS_NAME))

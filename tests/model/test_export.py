@@ -26,7 +26,9 @@ def test_graph_contract(exported_artifacts: Path) -> None:
     batch_dim = model.graph.input[0].type.tensor_type.shape.dim[0]
     assert batch_dim.dim_param  # dynamic batch axis
     assert model.opset_import[0].version >= 17
-    assert "LRN" in {node.op_type for node in model.graph.node}
+    # LRN as a window-sum convolution and elementwise ops (model.onnx_lrn), not ONNX LRN.
+    ops = {node.op_type for node in model.graph.node}
+    assert "LRN" not in ops and {"Sqrt", "Div"} <= ops
 
 
 def test_every_layer_matches_pytorch_on_real_photos(
@@ -131,3 +133,21 @@ def test_fp16_variant(checkpoint_path: Path, photo_folder: Path, tmp_path: Path)
     )
     assert session.get_inputs()[0].type == "tensor(float)"
     assert session.get_outputs()[0].type == "tensor(float)"
+
+
+def test_int8_keeps_the_logits_layer_and_lrn_sums_in_fp32(exported_artifacts: Path) -> None:
+    model = onnx.load(str(exported_artifacts / "alexnet.int8.onnx"))
+    nodes = {node.name: node for node in model.graph.node}
+    producers = {output: node for node in model.graph.node for output in node.output}
+    float_weights = {
+        i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT
+    }
+
+    def weight_is_float(name: str) -> bool:
+        return nodes[name].input[1] in float_weights
+
+    assert weight_is_float("fc8") and weight_is_float("norm1_window_sum")
+    assert weight_is_float("norm2_window_sum")
+    # ... while the other layers run on int8 weights (fed through DequantizeLinear).
+    for name in ("conv1", "conv5", "fc6", "fc7"):
+        assert producers[nodes[name].input[1]].op_type == "DequantizeLinear", name
