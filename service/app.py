@@ -25,6 +25,7 @@ from service.routers.page import STATIC_DIR
 from service.security import configured_key, install_security
 from service.settings import Settings
 from service.state import Filters, ServiceState
+from service.traffic import InFlightMiddleware
 
 log = logging.getLogger("service.app")
 
@@ -50,6 +51,7 @@ async def start_model(state: ServiceState) -> None:
         max_wait_s=settings.max_batch_wait_ms / 1000,
         max_queue=settings.max_queue,
         observe=state.metrics.observe_batch,
+        callers_in_flight=lambda: state.in_flight.count,
     )
     state.batcher.start()
     state.metrics.model.info(
@@ -102,6 +104,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     document_errors(app, auth=bool(configured_key(settings)))
     # Outermost last: the request id must exist before metrics and handlers run; limits
     # and security sit inside metrics, so their refusals (401, 413) are counted too.
+    app.add_middleware(InFlightMiddleware, in_flight=state.in_flight)
     install_limits(app, settings)
     install_security(app, settings)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)

@@ -3,9 +3,12 @@
 Contract: `submit(tensors, outputs)` queues one item per image and returns their
 results in order. The worker takes the oldest item, then every queued item that
 asks for the same outputs, up to `max_batch_size`, waiting at most `max_wait_s`
-after the oldest arrived for more to join. While a batch runs, the next one
-gathers. The queue is bounded (`Overloaded` at once when full), items past their
-deadline or whose caller has gone are dropped before they cost inference.
+after the oldest arrived for more to join, and only while more may come: with
+`callers_in_flight` (requests the server is handling that may still submit), a
+batch runs at once when every such request has already submitted, so a lone
+request never waits for company. While a batch runs, the next one gathers. The
+queue is bounded (`Overloaded` at once when full), items past their deadline or
+whose caller has gone are dropped before they cost inference.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from service.errors import DeadlineExceeded, InferenceFailed, Overloaded, TooLar
 
 RunFn = Callable[[np.ndarray, Sequence[str]], dict[str, np.ndarray]]
 Observer = Callable[[int, float, float], None]  # batch size, queue wait s, inference s
+CallerCount = Callable[[], int]
 
 
 @dataclass(eq=False)
@@ -47,8 +51,11 @@ class DynamicBatcher:
         max_wait_s: float,
         max_queue: int,
         observe: Observer | None = None,
+        callers_in_flight: CallerCount | None = None,
     ) -> None:
         self._run = run
+        self._callers_in_flight = callers_in_flight
+        self._submitting = 0  # submit() calls waiting for their results
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
@@ -101,6 +108,7 @@ class DynamicBatcher:
         key = tuple(outputs)
         items = [_Item(t, key, loop.create_future(), now, now + timeout_s) for t in tensors]
         self._queue.extend(items)
+        self._submitting += 1
         self._arrived.set()
         try:
             return list(
@@ -109,6 +117,7 @@ class DynamicBatcher:
         except TimeoutError:
             raise DeadlineExceeded(f"no answer within {timeout_s:g} s") from None
         finally:
+            self._submitting -= 1
             for item in items:  # a caller that left (cancel, timeout) frees its queue slots
                 if not item.future.done():
                     item.future.cancel()
@@ -147,7 +156,7 @@ class DynamicBatcher:
             self._arrived.clear()
             await self._arrived.wait()
         first_arrival = self._queue[0].enqueued
-        while len(self._queue) < self.max_batch_size:
+        while len(self._queue) < self.max_batch_size and self._companion_may_come():
             remaining = first_arrival + self.max_wait_s - time.monotonic()
             if remaining <= 0:
                 break
@@ -155,6 +164,12 @@ class DynamicBatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), remaining)
         return self._take_batch()
+
+    def _companion_may_come(self) -> bool:
+        """Whether a request the server holds has yet to submit (unknown: assume so)."""
+        if self._callers_in_flight is None:
+            return True
+        return self._callers_in_flight() > self._submitting
 
     def _take_batch(self) -> list[_Item]:
         now = time.monotonic()

@@ -17,6 +17,7 @@ from service.metrics import Metrics
 from service.numerics.convolution import ConvolutionEngine
 from service.numerics.pooling import PoolingEngine
 from service.settings import Settings
+from service.traffic import InFlight
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class ServiceState:
     filters: Filters | None = None
     ready: bool = False
     draining: bool = False
+    in_flight: InFlight = field(default_factory=InFlight)
     decode_pool: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:

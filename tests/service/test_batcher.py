@@ -79,6 +79,40 @@ def test_a_lone_request_waits_no_longer_than_max_wait() -> None:
     assert model.batches == [(1, ("y",))]
 
 
+def test_a_lone_caller_runs_at_once_when_no_one_else_is_in_flight() -> None:
+    model = RecordingModel()
+
+    async def body(batcher: DynamicBatcher) -> float:
+        started = time.monotonic()
+        await batcher.submit([tensor(1)], ("y",), timeout_s=5)
+        return time.monotonic() - started
+
+    # The server holds one request, this one: no company can come, so no window.
+    elapsed = run(_with_batcher(model, body, max_wait_s=5.0, callers_in_flight=lambda: 1))
+    assert elapsed < 2.5
+    assert model.batches == [(1, ("y",))]
+
+
+def test_the_window_stays_open_for_a_caller_still_on_its_way() -> None:
+    model = RecordingModel()
+    in_flight = 2  # two requests arrived; the second is still "decoding"
+
+    async def body(batcher: DynamicBatcher) -> float:
+        started = time.monotonic()
+
+        async def late_companion() -> None:
+            await asyncio.sleep(0.3)
+            await batcher.submit([tensor(2)], ("y",), timeout_s=5)
+
+        await asyncio.gather(batcher.submit([tensor(1)], ("y",), timeout_s=5), late_companion())
+        return time.monotonic() - started
+
+    elapsed = run(_with_batcher(model, body, max_wait_s=5.0, callers_in_flight=lambda: in_flight))
+    # Both ran together, as soon as the companion came rather than at the window's end.
+    assert model.batches == [(2, ("y",))]
+    assert 0.25 < elapsed < 2.5
+
+
 def test_different_output_sets_never_share_a_batch() -> None:
     model = RecordingModel()
 

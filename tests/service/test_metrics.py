@@ -65,8 +65,6 @@ def _traffic(server: RunningServer, photos: dict[str, bytes]) -> None:
 
 
 def test_metrics_count_what_happened(server: RunningServer, photos: dict[str, bytes]) -> None:
-    batching = httpx.get(f"{server.url}/v1/model").json()["batching"]
-    batch_wait_s = batching["max_batch_wait_ms"] / 1000
     before = scrape(server.url)
     _traffic(server, photos)
     after = scrape(server.url)
@@ -89,7 +87,7 @@ def test_metrics_count_what_happened(server: RunningServer, photos: dict[str, by
     assert after.types[latency] == "histogram"
     labels = {"method": "POST", "route": INFER, "status": "200"}
     assert delta(f"{latency}_count", **labels) == 3
-    assert delta(f"{latency}_sum", **labels) > 3 * batch_wait_s * 0.9  # each waited for a batch
+    assert delta(f"{latency}_sum", **labels) > 0
     buckets = sorted(
         (float(dict(key)["le"]), value)
         for (name, key), value in after.samples.items()
@@ -108,8 +106,9 @@ def test_metrics_count_what_happened(server: RunningServer, photos: dict[str, by
     assert delta("alexnet_batch_size_bucket", le="1.0") == 3
     assert delta("alexnet_images_total") == 5
     assert delta("alexnet_queue_wait_seconds_count") == 4
-    # The oldest image of a lone batch waits out the whole batching window.
-    assert 4 * batch_wait_s * 0.9 < delta("alexnet_queue_wait_seconds_sum") < 4 * 5.0
+    # Each request was alone in the server, so none waited for the batching window
+    # to close (tests/service/test_batching_window.py pins that down with a long one).
+    assert 0 <= delta("alexnet_queue_wait_seconds_sum") < 4 * 5.0
     assert delta("alexnet_inference_seconds_count") == 4
     assert 0 < delta("alexnet_inference_seconds_sum") < 4 * 30.0
 
