@@ -33,7 +33,12 @@ log = logging.getLogger("service.app")
 def load_engine(settings: Settings) -> Engine:
     """Check the artifacts and open the model; raises ArtifactError with one clear line."""
     artifacts = load_artifacts(settings.artifacts, settings.precision)
-    return Engine(artifacts, provider=settings.provider, intra_op_threads=settings.intra_op_threads)
+    return Engine(
+        artifacts,
+        provider=settings.provider,
+        intra_op_threads=settings.intra_op_threads,
+        spin_wait=settings.spin_wait,
+    )
 
 
 async def start_model(state: ServiceState) -> None:

@@ -43,12 +43,20 @@ class Engine:
     """Runs batches through the model; asks onnxruntime only for the outputs wanted."""
 
     def __init__(
-        self, artifacts: ModelArtifacts, *, provider: str = "auto", intra_op_threads: int = 0
+        self,
+        artifacts: ModelArtifacts,
+        *,
+        provider: str = "auto",
+        intra_op_threads: int = 0,
+        spin_wait: bool = False,
     ) -> None:
         self.artifacts = artifacts
         threads = intra_op_threads or os.cpu_count() or 1
+        self._spin_wait = spin_wait
         try:
-            self.session = create_session(artifacts.model_path, provider, threads)
+            self.session = create_session(
+                artifacts.model_path, provider, threads, spin_wait=spin_wait
+            )
         except Exception as exc:
             raise ArtifactError(
                 f"{artifacts.model_path} cannot be loaded by onnxruntime: "
@@ -102,7 +110,7 @@ class Engine:
                     capture_output=True,
                     timeout=600,
                 )
-                return create_session(target, preference, threads)
+                return create_session(target, preference, threads, spin_wait=self._spin_wait)
         except Exception as exc:  # an optimisation only: never a reason not to serve
             log.warning("no logits-only session (%s); predictions run the full graph", exc)
             return None

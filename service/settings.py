@@ -26,6 +26,11 @@ class Settings(BaseSettings):
         "fp32", description="fp16 (GPU) or int8 (CPU) serve the variant the manifest offers"
     )
     intra_op_threads: int = Field(0, ge=0, description="onnxruntime threads; 0 = all cores")
+    spin_wait: bool = Field(
+        False,
+        description="onnxruntime threads busy-wait between ops: lower latency on a machine "
+        "with cores to spare, CPU taken from decoding and HTTP on a small one",
+    )
     decode_threads: int = Field(0, ge=0, description="image decoding threads; 0 = all cores")
     fast_jpeg: bool = Field(
         True, description="decode large JPEGs with DCT scaling (same crop, slightly other pixels)"
@@ -33,7 +38,10 @@ class Settings(BaseSettings):
 
     max_batch_size: int = Field(32, ge=1, description="largest batch the batcher runs")
     max_batch_wait_ms: float = Field(
-        5.0, ge=0, description="longest a request waits for others to join its batch"
+        5.0,
+        ge=0,
+        description="longest a request waits for others to join its batch "
+        "(never while it is the only request in the server)",
     )
     max_queue: int = Field(256, ge=1, description="images waiting for inference before 503")
     request_timeout_s: float = Field(30.0, gt=0, description="deadline of a request (504)")

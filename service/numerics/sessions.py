@@ -65,6 +65,8 @@ class SessionCache:
         self._options.inter_op_num_threads = 1
         if intra_op_threads:
             self._options.intra_op_num_threads = intra_op_threads
+        # Idle threads must not spin: these sessions share the cores with the model's.
+        self._options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # Warnings only say that shape-computing nodes run on the CPU beside a GPU.
         self._options.log_severity_level = 3
         self._capacity = capacity
