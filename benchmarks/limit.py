@@ -52,6 +52,10 @@ class Limit:
     decode_ms: float  # median decode + preprocess of one image
     raw_batch1_ms: float  # median onnxruntime run at batch 1
     raw_batch1_p99_ms: float
+    # One request at a time with no HTTP: decode + preprocess + onnxruntime at batch 1,
+    # image after image, what a client at concurrency 1 could at best see.
+    serial_p50_ms: float
+    serial_p99_ms: float
 
 
 def decoder(settings: Settings, engine: Engine) -> Callable[[bytes], np.ndarray]:
@@ -80,6 +84,7 @@ def measure_limit(
     single = tensor[None]
     engine.run(single)
     raw = timed(lambda: engine.run(single), max(rounds * 2, 5))
+    serial = serial_latencies(engine, decode, blobs, 20 if rounds < 10 else 300)
     inference_only = {}
     for size in [b for b in candidates if b <= settings.max_batch_size]:
         batch = np.repeat(single, size, axis=0)
@@ -101,7 +106,17 @@ def measure_limit(
         decode_ms=float(np.median(decode_times)) * 1000,
         raw_batch1_ms=float(np.median(raw)) * 1000,
         raw_batch1_p99_ms=float(np.percentile(raw, 99)) * 1000,
+        serial_p50_ms=float(np.median(serial)) * 1000,
+        serial_p99_ms=float(np.percentile(serial, 99)) * 1000,
     )
+
+
+def serial_latencies(
+    engine: Engine, decode: Callable[[bytes], np.ndarray], blobs: list[bytes], count: int
+) -> np.ndarray:
+    """Seconds per image for decode + preprocess + a batch-1 run, one image after another."""
+    stream = itertools.cycle(blobs)
+    return timed(lambda: engine.run(decode(next(stream))[None], ("logits",)), count)
 
 
 def pipelined(
@@ -177,7 +192,7 @@ def measure_logits_only(
     with tempfile.TemporaryDirectory(prefix="bench-logits-") as folder:
         path = Path(folder) / "alexnet.logits.onnx"
         logits_only_export(engine.artifacts.model_path, path)
-        single = create_session(path, settings.provider, threads)
+        single = create_session(path, settings.provider, threads, spin_wait=settings.spin_wait)
         shares = op_shares(path, engine.session.get_providers(), threads, batch)
         multi = engine.session
         feeds = {engine.input_name: batch}

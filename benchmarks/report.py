@@ -123,14 +123,16 @@ def targets(r: Results) -> list[tuple[str, str, str, bool | None]]:
         )
     one = r.level(1)
     if one is not None:
-        budget = r.limit.raw_batch1_ms + r.limit.decode_ms
+        lim = r.limit
         rows.append(
             (
-                "p99 latency at concurrency 1 / (raw onnxruntime batch 1 + decode)",
-                f"{one.load.p99_ms / budget:.2f}x ({one.load.p99_ms:.1f} ms vs "
-                f"{r.limit.raw_batch1_ms:.1f} + {r.limit.decode_ms:.1f} ms)",
+                "p99 latency at concurrency 1 / p99 of decode + onnxruntime batch 1 in process "
+                "(same images, one at a time)",
+                f"{one.load.p99_ms / lim.serial_p99_ms:.2f}x ({one.load.p99_ms:.1f} vs "
+                f"{lim.serial_p99_ms:.1f} ms; p50 {one.load.p50_ms:.1f} vs "
+                f"{lim.serial_p50_ms:.1f} ms, {one.load.p50_ms / lim.serial_p50_ms:.2f}x)",
                 "<= 1.15x",
-                one.load.p99_ms <= 1.15 * budget,
+                one.load.p99_ms <= 1.15 * lim.serial_p99_ms,
             )
         )
     lo = r.logits_only
@@ -190,7 +192,7 @@ def targets(r: Results) -> list[tuple[str, str, str, bool | None]]:
                 f"{r.variant} / fp32 throughput, concurrency {c}, paired bursts",
                 f"{ratio:.2f}x ({r.variant_level.load.throughput:.1f} vs "
                 f"{base.load.throughput:.1f} img/s)",
-                f">= {target:g}x",
+                f">= {target:g}x" + (" (set for AVX-512 VNNI)" if r.variant == "int8" else ""),
                 ratio >= target,
             )
         )
@@ -300,6 +302,8 @@ def markdown(r: Results) -> str:
         f"- decode + preprocess of one image (median): {lim.decode_ms:.1f} ms",
         f"- onnxruntime at batch 1: median {lim.raw_batch1_ms:.1f} ms, "
         f"p99 {lim.raw_batch1_p99_ms:.1f} ms",
+        f"- one image at a time, decode + preprocess + onnxruntime batch 1: median "
+        f"{lim.serial_p50_ms:.1f} ms, p99 {lim.serial_p99_ms:.1f} ms",
         "- pipelined by batch size (img/s, CPU ms per image): "
         + ", ".join(f"{b}: {v[0]:.1f}, {v[1]:.1f}" for b, v in lim.pipelined_by_batch.items()),
         "- inference alone by batch size (img/s): "

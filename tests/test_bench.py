@@ -85,7 +85,9 @@ def test_quick_bench_writes_every_figure(exported_artifacts: Path, tmp_path: Pat
     for figure in (
         "predict throughput at concurrency 4 / in-process limit",
         "dynamic batching / batching off",
-        "p99 latency at concurrency 1",
+        "p99 latency at concurrency 1 / p99 of decode + onnxruntime batch 1 in process",
+        "one image at a time, decode + preprocess + onnxruntime batch 1",
+        "int8 dot-product instructions:",
         "logits-only export",
         "/v1/activations (all layers, npz) / /v1/predict",
         "ConvolutionEngine / scipy",
@@ -112,6 +114,7 @@ def test_quick_bench_writes_every_figure(exported_artifacts: Path, tmp_path: Pat
 
     raw = json.loads((tmp_path / "quick.json").read_text())
     assert raw["limit"]["throughput"] > 0 and raw["limit"]["decode_ms"] > 0
+    assert 0 < raw["limit"]["serial_p50_ms"] <= raw["limit"]["serial_p99_ms"]
     assert [level["load"]["concurrency"] for level in raw["levels"]] == [1, 4]
     paired = ["batching_on", "batching_off", "variant_baseline", "variant_level"]
     for level in [*raw["levels"], *(raw[name] for name in paired)]:
