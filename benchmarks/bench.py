@@ -11,26 +11,30 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import gc
 import json
 import operator
 import os
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from benchmarks import limit as inproc
 from benchmarks import probes
 from benchmarks.corpus import Multipart, build_corpus, large_rgb_jpeg, multipart
 from benchmarks.loadgen import LoadResult, choose_client, run_load
-from benchmarks.report import Level, Results, write
+from benchmarks.machine import machine
+from benchmarks.report import Level, Results, SerialReference, write
 from benchmarks.scrape import diff, scrape, settle
 from benchmarks.serverproc import Server, Usage, Watch, started_server
+
+if TYPE_CHECKING:
+    from service.engine import Engine
+    from service.settings import Settings
 
 
 def parse_settings(pairs: list[str]) -> dict[str, str]:
@@ -42,55 +46,6 @@ def parse_settings(pairs: list[str]) -> dict[str, str]:
             raise SystemExit(f"alexnet bench: --set wants KEY=VALUE, got {pair!r}")
         settings[key.strip().upper()] = value.strip()
     return settings
-
-
-INT8_FLAGS = [  # best first
-    ("avx512_vnni", "AVX-512 VNNI"),
-    ("avx_vnni", "AVX-VNNI"),
-    ("avx512bw", "AVX-512BW"),
-    ("avx2", "AVX2 (no VNNI: u8 x s8 pairs summed in 16 bits)"),
-]
-
-
-def int8_instructions(flags: set[str]) -> str:
-    """The best that onnxruntime's int8 kernels can use: VNNI doubles their speed over AVX2."""
-    return next((name for flag, name in INT8_FLAGS if flag in flags), "unknown")
-
-
-def machine(provider: str, client: str) -> dict[str, str]:
-    """What the figures were measured on."""
-    import onnxruntime
-    import psutil
-
-    cpu, flags = platform.processor() or "unknown", set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-            if cpu != "unknown" and flags:
-                break
-    facts = {
-        "CPU": cpu,
-        "cores": f"{os.cpu_count()} logical, {psutil.cpu_count(logical=False)} physical",
-        "memory": f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
-        "int8 dot-product instructions": int8_instructions(flags),
-        "onnxruntime": onnxruntime.__version__,
-        "provider": provider,
-        "python": platform.python_version(),
-        "load generator": client,
-    }
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        gpus = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        if gpus:
-            facts["GPU"] = gpus.replace("\n", "; ")
-    return facts
 
 
 def drive(
@@ -180,8 +135,6 @@ def run_benchmark(args: argparse.Namespace) -> int:
     )
     providers = engine.session.get_providers()
     manifest = engine.artifacts.manifest
-    del engine
-    gc.collect()
     jpeg = large_rgb_jpeg(1024)
     convolution = inproc.measure_convolution(jpeg, providers, rounds)
 
@@ -194,6 +147,13 @@ def run_benchmark(args: argparse.Namespace) -> int:
         run_load(client, f"{server.url}/v1/predict", bodies, 4, 1.0)  # warm-up, discarded
         settle(server.url, quiet_s=1.0)
         sweep = [drive(server, watch, client, bodies, c, seconds) for c in levels]
+        one_paired, serial = (
+            paired_with_serial(
+                engine, settings, blobs, (server, watch), client, bodies, seconds, 2 if quick else 3
+            )
+            if 1 in levels
+            else (None, None)
+        )
         activations = probes.activations_vs_predict(server.url, corpus[0], rounds)
         endpoint_ms, _ = probes.convolve_endpoint_ms(server.url, jpeg, rounds)
         results = Results(
@@ -206,6 +166,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
             compare_at=compare_at,
             convolve_endpoint_ms=endpoint_ms,
             activations=activations,
+            one_paired=one_paired,
+            serial=serial,
         )
         results.machine["load average before the run"] = load_before
         settings_text = json.dumps(args.settings) if args.settings else "defaults"
@@ -270,6 +232,37 @@ def paired(
         one.append(drive(*first, client, bodies, concurrency, seconds / rounds))
         two.append(drive(*second, client, bodies, concurrency, seconds / rounds))
     return merge(one), merge(two)
+
+
+def paired_with_serial(
+    engine: Engine,
+    settings: Settings,
+    blobs: list[bytes],
+    main: tuple[Server, Watch],
+    client: str,
+    bodies: list[Multipart],
+    seconds: float,
+    rounds: int,
+) -> tuple[Level, SerialReference]:
+    """Concurrency 1 against the same images decoded and run one at a time in this process.
+
+    In alternating bursts: latency tails drift with whatever else the machine runs, and
+    a reference measured minutes earlier would count that drift as serving overhead.
+    """
+    print("concurrency 1, in alternating bursts with the same work in process ...", flush=True)
+    decode = inproc.decoder(settings, engine)
+    levels, p50s, p99s, images = [], [], [], 0
+    for _ in range(rounds):
+        times = inproc.serial_latencies(engine, decode, blobs, seconds / rounds) * 1000
+        p50s.append(float(np.median(times)))
+        p99s.append(float(np.percentile(times, 99)))
+        images += len(times)
+        print(f"  in process:       p50 {p50s[-1]:7.1f} p99 {p99s[-1]:7.1f} ms", flush=True)
+        levels.append(drive(*main, client, bodies, 1, seconds / rounds))
+    reference = SerialReference(
+        statistics.median(p50s), statistics.median(p99s), images=images, bursts=rounds
+    )
+    return merge(levels), reference
 
 
 def compare_variants(

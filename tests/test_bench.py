@@ -86,6 +86,7 @@ def test_quick_bench_writes_every_figure(exported_artifacts: Path, tmp_path: Pat
         "predict throughput at concurrency 4 / in-process limit",
         "dynamic batching / batching off",
         "p99 latency at concurrency 1 / p99 of decode + onnxruntime batch 1 in process",
+        "paired with the in-process reference, 1",
         "one image at a time, decode + preprocess + onnxruntime batch 1",
         "int8 dot-product instructions:",
         "logits-only export",
@@ -114,9 +115,9 @@ def test_quick_bench_writes_every_figure(exported_artifacts: Path, tmp_path: Pat
 
     raw = json.loads((tmp_path / "quick.json").read_text())
     assert raw["limit"]["throughput"] > 0 and raw["limit"]["decode_ms"] > 0
-    assert 0 < raw["limit"]["serial_p50_ms"] <= raw["limit"]["serial_p99_ms"]
+    assert 0 < raw["serial"]["p50_ms"] <= raw["serial"]["p99_ms"] and raw["serial"]["images"] > 0
     assert [level["load"]["concurrency"] for level in raw["levels"]] == [1, 4]
-    paired = ["batching_on", "batching_off", "variant_baseline", "variant_level"]
+    paired = ["one_paired", "batching_on", "batching_off", "variant_baseline", "variant_level"]
     for level in [*raw["levels"], *(raw[name] for name in paired)]:
         load = level["load"]
         assert load["requests"] > 0 and load["errors"] == 0
