@@ -79,13 +79,18 @@ def started_server(artifacts: Path, log_path: Path, **settings: str) -> Iterator
         wait_ready(url, process)
         yield Server(url, process.pid, overrides)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    """SIGTERM (the service drains), then SIGKILL if it has not exited in time."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @dataclass

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from model.architecture import Architecture
+from model.data.folder import IMAGE_SUFFIXES
 from model.errors import UserFacingError
 from model.preprocess import PreprocessSpec, decode_image, preprocess_image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 VERIFY_IMAGES = 8
 CALIBRATION_IMAGES = 64
 VALIDATION_IMAGES = 200

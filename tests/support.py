@@ -1,22 +1,20 @@
-"""Test helpers: a free loopback port and the real server in a subprocess."""
+"""Test helpers: the real server in a subprocess (started and stopped as the benchmark does)."""
 
 from __future__ import annotations
 
 import io
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import numpy as np
 from PIL import Image
+
+from benchmarks.serverproc import free_port, stop, wait_ready
 
 VENV_BIN = Path(sys.executable).parent
 # The inspectable layers in DESIGN.md's order, written out here rather than taken from
@@ -38,12 +36,6 @@ DESIGN_LAYERS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class RunningServer:
     url: str
@@ -52,20 +44,6 @@ class RunningServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before it was ready")
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"server at {url} not ready within {timeout_s} s")
 
 
 @contextmanager
@@ -91,13 +69,7 @@ def running_server(artifacts: Path, log_dir: Path, **settings: str) -> Iterator[
         wait_ready(url, process)
         yield RunningServer(url, process, log_path)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
 
 
 def encode(array: np.ndarray, fmt: str = "JPEG", **options: object) -> bytes:
