@@ -10,6 +10,10 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 HISTOGRAMS = ("alexnet_queue_wait_seconds", "alexnet_inference_seconds", "alexnet_batch_size")
+# Request durations as the server saw them, only for the requests the load generator sends
+# (the scrapes themselves are requests too).
+REQUESTS = "alexnet_http_request_duration_seconds"
+PREDICT_LABELS = {"method": "POST", "route": "/v1/predict", "status": "200"}
 
 
 @dataclass(frozen=True)
@@ -60,14 +64,18 @@ class Histogram:
 
 
 def scrape(url: str) -> dict[str, Histogram]:
-    """The service's batch histograms, by name."""
+    """The service's batch histograms and its successful predicts' durations, by name."""
     text = httpx.get(f"{url}/metrics", timeout=30).text
     found: dict[str, Histogram] = {}
     for family in text_string_to_metric_families(text):
-        if family.name not in HISTOGRAMS:
+        if family.name not in (*HISTOGRAMS, REQUESTS):
             continue
         buckets, total, count = [], 0.0, 0.0
         for sample in family.samples:
+            if family.name == REQUESTS and any(
+                sample.labels.get(k) != v for k, v in PREDICT_LABELS.items()
+            ):
+                continue
             if sample.name.endswith("_bucket"):
                 buckets.append((float(sample.labels["le"]), float(sample.value)))
             elif sample.name.endswith("_sum"):

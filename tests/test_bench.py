@@ -89,6 +89,7 @@ def test_quick_bench_writes_every_figure(exported_artifacts: Path, tmp_path: Pat
         "paired with the in-process reference, 1",
         "one image at a time, decode + preprocess + onnxruntime batch 1",
         "int8 dot-product instructions:",
+        "At concurrency 1 (mean per request): the client waited",
         "logits-only export",
         "/v1/activations (all layers, npz) / /v1/predict",
         "ConvolutionEngine / scipy",
