@@ -105,6 +105,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     load_before = ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
+    compare_at = args.compare_at if args.compare_at in levels else max(levels)
     print(f"in-process limit ({settings.artifacts}) ...", flush=True)
     try:
         artifacts = load_artifacts(settings.artifacts, settings.precision)
@@ -123,6 +124,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         seconds=seconds if quick else 10.0,
         rounds=rounds,
         candidates=(1, 8) if quick else inproc.BATCH_CANDIDATES,
+        in_flight_batch=max(1, compare_at // 2),
     )
     print(
         f"  limit {limit.throughput:.1f} img/s at batch {limit.batch_size}; batch 1 "
@@ -139,7 +141,6 @@ def run_benchmark(args: argparse.Namespace) -> int:
     convolution = inproc.measure_convolution(jpeg, providers, rounds)
 
     logs = Path(tempfile.mkdtemp(prefix="alexnet-bench-logs-"))
-    compare_at = args.compare_at if args.compare_at in levels else max(levels)
     print(f"service ({client}) ...", flush=True)
     with service(args, logs / "server.log") as server, Watch(server.pid) as watch:
         info = probes.model_info(server.url)

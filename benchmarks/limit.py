@@ -49,6 +49,9 @@ class Limit:
     # (images/s, CPU ms per image) pipelined by batch size: the best one and batch 8,
     # near the batches a closed loop of 16 clients forms, for a like-for-like comparison
     pipelined_by_batch: dict[int, tuple[float, float]]
+    # Half the compared concurrency: two batches in flight (one decoding, one running)
+    # hold as many images as that many closed-loop clients can.
+    in_flight_batch: int
     decode_ms: float  # median decode + preprocess of one image
     raw_batch1_ms: float  # median onnxruntime run at batch 1
     raw_batch1_p99_ms: float
@@ -72,8 +75,10 @@ def measure_limit(
     seconds: float,
     rounds: int,
     candidates: tuple[int, ...] = BATCH_CANDIDATES,
+    in_flight_batch: int = 8,
 ) -> Limit:
-    """Inference alone by batch size, then the pipelined run at the best one."""
+    """Inference alone by batch size, then the pipelined run at the best one and at
+    `in_flight_batch`."""
     decode = decoder(settings, engine)
     decode_times = timed(lambda: [decode(blob) for blob in blobs], rounds) / len(blobs)
     tensor = decode(blobs[0])
@@ -88,7 +93,8 @@ def measure_limit(
         inference_only[size] = size / float(np.median(timed(partial(engine.run, batch), runs)))
     best = max(inference_only, key=lambda size: inference_only[size])
     by_batch = {}
-    for size in sorted({best, min(8, best)}, reverse=True):
+    in_flight_batch = min(in_flight_batch, best)
+    for size in sorted({best, in_flight_batch}, reverse=True):
         cpu = time.process_time()
         rate, images = pipelined(engine, decode, blobs, size, settings, seconds)
         by_batch[size] = (rate, (time.process_time() - cpu) / images * 1000)
@@ -97,6 +103,7 @@ def measure_limit(
         throughput=by_batch[best][0],
         cpu_ms_per_image=by_batch[best][1],
         pipelined_by_batch=by_batch,
+        in_flight_batch=in_flight_batch,
         inference_only=inference_only,
         decode_ms=float(np.median(decode_times)) * 1000,
         raw_batch1_ms=float(np.median(raw)) * 1000,

@@ -84,6 +84,7 @@ def test_quick_bench_writes_every_figure(exported_artifacts: Path, tmp_path: Pat
     report = (tmp_path / "quick.md").read_text()
     for figure in (
         "predict throughput at concurrency 4 / in-process limit",
+        "predict throughput at concurrency 4 / in-process pipeline with as many images",
         "dynamic batching / batching off",
         "p99 latency at concurrency 1 / p99 of decode + onnxruntime batch 1 in process",
         "paired with the in-process reference, 1",
@@ -108,7 +109,7 @@ def test_quick_bench_writes_every_figure(exported_artifacts: Path, tmp_path: Pat
     ):
         assert figure in report, figure
     targets = [line for line in report.splitlines() if line.endswith(("| yes |", "| **no** |"))]
-    assert len(targets) == 10, targets
+    assert len(targets) == 11, targets
     assert "n/a" not in report.split("## Load levels")[1].split("## The limit")[0]
 
     with Image.open(tmp_path / "quick.png") as plot:
