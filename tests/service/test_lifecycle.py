@@ -126,8 +126,12 @@ def test_sigterm_under_load_loses_no_accepted_request(
     _report(artefact_dir, "sigterm", {"before": before, "drained": drained, "after": after})
     assert before and set(before) == {"ok"}, Counter(before)  # accepted, so answered in full
     assert drained, "no request was in flight at SIGTERM; the test proved nothing"
-    # Started after SIGTERM: answered in full, or never accepted (refused, or reset unread).
-    bad_after = [w for w in after if w not in ("ok", "refused") and "without sending" not in w]
+    # Started after SIGTERM: answered in full, or never accepted: refused, or reset unread.
+    # A connection the kernel had completed in the listen backlog is reset when the
+    # listening socket closes; the client sees that while sending ("Connection reset by
+    # peer") or while waiting ("disconnected without sending a response").
+    unread = ("without sending a response", "Connection reset by peer")
+    bad_after = [w for w in after if w not in ("ok", "refused") and not any(u in w for u in unread)]
     assert not bad_after, Counter(after)
     assert running.process.returncode in (0, -signal.SIGTERM)
     assert exited_after < 10 + 5
