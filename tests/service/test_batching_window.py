@@ -6,20 +6,12 @@ on a busy machine; nothing here measures speed.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
-import pytest
 
 from service.engine import Engine
-from tests.service.inprocess import in_thread, open_engine, serve_in_thread, wait_for
+from tests.service.inprocess import in_thread, serve_in_thread, wait_for
 
 WINDOW_MS = 3000
-
-
-@pytest.fixture(scope="module")
-def engine(exported_artifacts: Path) -> Engine:
-    return open_engine(exported_artifacts)
 
 
 def _predict(url: str, image: bytes) -> httpx.Response:
@@ -27,9 +19,9 @@ def _predict(url: str, image: bytes) -> httpx.Response:
 
 
 def test_a_lone_request_does_not_wait_out_the_window(
-    engine: Engine, photos: dict[str, bytes]
+    model_engine: Engine, photos: dict[str, bytes]
 ) -> None:
-    with serve_in_thread(engine, max_batch_size=8, max_batch_wait_ms=WINDOW_MS) as (url, *_):
+    with serve_in_thread(model_engine, max_batch_size=8, max_batch_wait_ms=WINDOW_MS) as (url, *_):
         for _ in range(3):  # sequential: each is alone in the server
             response = _predict(url, photos["coffee"])
             assert response.status_code == 200
@@ -43,10 +35,10 @@ def test_a_lone_request_does_not_wait_out_the_window(
 
 
 def test_requests_that_arrive_together_still_share_a_batch(
-    engine: Engine, photos: dict[str, bytes]
+    model_engine: Engine, photos: dict[str, bytes]
 ) -> None:
     image = photos["astronaut"]
-    with serve_in_thread(engine, max_batch_size=8, max_batch_wait_ms=WINDOW_MS) as (
+    with serve_in_thread(model_engine, max_batch_size=8, max_batch_wait_ms=WINDOW_MS) as (
         url,
         state,
         model,

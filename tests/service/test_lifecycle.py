@@ -20,19 +20,14 @@ import httpx
 import pytest
 
 from service.engine import Engine
-from tests.service.inprocess import in_thread, open_engine, serve_in_thread, wait_for
+from tests.service.inprocess import in_thread, serve_in_thread, wait_for
 from tests.support import VENV_BIN, free_port, running_server
 
 
-@pytest.fixture(scope="module")
-def engine(exported_artifacts: Path) -> Engine:
-    return open_engine(exported_artifacts)
-
-
 def test_sigterm_turns_readiness_false_and_lets_the_request_in_flight_finish(
-    engine: Engine, photos: dict[str, bytes]
+    model_engine: Engine, photos: dict[str, bytes]
 ) -> None:
-    with serve_in_thread(engine) as (url, state, model, server):
+    with serve_in_thread(model_engine) as (url, state, model, server):
         state.draining = True  # what SIGTERM sets: both readiness routes say so
         assert httpx.get(f"{url}/health/ready").status_code == 503
         assert httpx.get(f"{url}/v2/health/ready").status_code == 503

@@ -30,7 +30,7 @@ import psutil
 import pytest
 
 from service.engine import Engine
-from tests.service.inprocess import in_thread, open_engine, raw_predict, serve_in_thread, wait_for
+from tests.service.inprocess import in_thread, raw_predict, serve_in_thread, wait_for
 from tests.support import RunningServer, running_server
 
 LOAD_S = float(os.environ.get("ALEXNET_TEST_LOAD_S", "20"))
@@ -44,16 +44,11 @@ RSS_GROWTH_LIMIT = 512 * 2**20
 INFER_PATH = "/v2/models/alexnet/infer"
 
 
-@pytest.fixture(scope="module")
-def engine(exported_artifacts: Path) -> Engine:
-    return open_engine(exported_artifacts)
-
-
 def test_a_departed_client_frees_its_queue_slot_and_costs_no_inference(
-    engine: Engine, photos: dict[str, bytes]
+    model_engine: Engine, photos: dict[str, bytes]
 ) -> None:
     image = photos["coffee"]
-    with serve_in_thread(engine, max_queue=4) as (url, state, model, _):
+    with serve_in_thread(model_engine, max_queue=4) as (url, state, model, _):
         batcher = state.require_batcher()
         model.gate.clear()
         first, first_box = in_thread(
@@ -91,9 +86,9 @@ def test_a_departed_client_frees_its_queue_slot_and_costs_no_inference(
 
 
 def test_a_client_gone_mid_upload_costs_nothing_and_logs_no_traceback(
-    engine: Engine, photos: dict[str, bytes], caplog: pytest.LogCaptureFixture
+    model_engine: Engine, photos: dict[str, bytes], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with serve_in_thread(engine) as (url, _, model, _):
+    with serve_in_thread(model_engine) as (url, _, model, _):
         address = ("127.0.0.1", int(url.rsplit(":", 1)[1]))
         for path, kind in [
             (INFER_PATH, "application/json"),
@@ -110,10 +105,10 @@ def test_a_client_gone_mid_upload_costs_nothing_and_logs_no_traceback(
 
 
 def test_an_onnxruntime_failure_costs_one_request_not_the_server(
-    engine: Engine, photos: dict[str, bytes], caplog: pytest.LogCaptureFixture
+    model_engine: Engine, photos: dict[str, bytes], caplog: pytest.LogCaptureFixture
 ) -> None:
     files = {"image": ("a.jpg", photos["chelsea"])}
-    with serve_in_thread(engine) as (url, _, model, _):
+    with serve_in_thread(model_engine) as (url, _, model, _):
         model.fail_next = True
         failed = httpx.post(
             f"{url}/v1/predict", files=files, headers={"X-Request-ID": "fault-1"}, timeout=60
