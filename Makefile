@@ -27,9 +27,10 @@ system-deps:
 	fi
 
 lint: install
-	$(BIN)/ruff check model service benchmarks tests
-	$(BIN)/ruff format --check model service benchmarks tests
+	$(BIN)/ruff check core model service benchmarks cli scripts tests
+	$(BIN)/ruff format --check core model service benchmarks cli scripts tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: install system-deps lint
 	$(BIN)/pytest

@@ -8,7 +8,6 @@ the same service with batching off and the int8 (CPU) or fp16 (GPU) variant.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import json
@@ -19,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,24 +27,16 @@ from benchmarks import probes
 from benchmarks.corpus import Multipart, build_corpus, large_rgb_jpeg, multipart
 from benchmarks.loadgen import LoadResult, choose_client, run_load
 from benchmarks.machine import machine
+from benchmarks.options import BenchConfig
 from benchmarks.report import Level, Results, SerialReference, write
 from benchmarks.scrape import diff, scrape, settle
 from benchmarks.serverproc import Server, Usage, Watch, started_server
+from core.runtime import CPU
 
 if TYPE_CHECKING:
+    from core.manifest import Manifest, Precision
     from service.engine import Engine
     from service.settings import Settings
-
-
-def parse_settings(pairs: list[str]) -> dict[str, str]:
-    """--set KEY=VALUE pairs as service settings (ALEXNET_KEY)."""
-    settings = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise SystemExit(f"alexnet bench: --set wants KEY=VALUE, got {pair!r}")
-        settings[key.strip().upper()] = value.strip()
-    return settings
 
 
 def drive(
@@ -74,38 +65,37 @@ def drive(
 
 
 @contextlib.contextmanager
-def service(args: argparse.Namespace, log: Path, **settings: str) -> Iterator[Server]:
+def service(config: BenchConfig, log: Path, **settings: str) -> Iterator[Server]:
     """The --url server as it is, or a fresh `alexnet serve` with these settings."""
-    if args.url:
-        yield Server(args.url.rstrip("/"))
+    if config.url:
+        yield Server(config.url.rstrip("/"))
         return
-    with started_server(args.artifacts, log, **{**args.settings, **settings}) as server:
+    with started_server(config.artifacts, log, **{**config.service_settings, **settings}) as server:
         yield server
 
 
-def run_benchmark(args: argparse.Namespace) -> int:
+def run_benchmark(config: BenchConfig) -> int:
     """Measure, write benchmarks/results/<name>.md and .png, print the service/limit ratio."""
-    from model.errors import UserFacingError
+    from core.errors import UserFacingError
     from service.artifacts import ArtifactError, load_artifacts
     from service.engine import Engine
     from service.settings import Settings
 
-    args.settings = parse_settings(args.set or [])
-    levels = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
-    quick = args.quick
-    seconds = min(args.duration, 2.0) if quick else args.duration
+    levels = config.concurrency
+    quick = config.quick
+    seconds = min(config.duration, 2.0) if quick else config.duration
     rounds = 4 if quick else 15
-    client = choose_client(args.client)
+    client = choose_client(config.client)
     corpus = build_corpus(shapes=2 if quick else 5)
     boundary = "alexnetbenchboundary7f3a"
     bodies = [multipart([upload], boundary=boundary) for upload in corpus]
     blobs = [upload.data for upload in corpus]
-    env_settings = {k.lower(): v for k, v in args.settings.items()}
-    settings = Settings(**{**env_settings, "artifacts": args.artifacts})
+    env_settings = {k.lower(): v for k, v in config.service_settings.items()}
+    settings = Settings.model_validate({**env_settings, "artifacts": config.artifacts})
     started = time.perf_counter()
     load_before = ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
-    compare_at = args.compare_at if args.compare_at in levels else max(levels)
+    compare_at = config.compare_at if config.compare_at in levels else max(levels)
     print(f"in-process limit ({settings.artifacts}) ...", flush=True)
     try:
         artifacts = load_artifacts(settings.artifacts, settings.precision)
@@ -135,14 +125,14 @@ def run_benchmark(args: argparse.Namespace) -> int:
     logits = inproc.measure_logits_only(
         engine, settings, 1 if quick else limit.batch_size, 8 if quick else 12
     )
-    providers = engine.session.get_providers()
+    providers = engine.providers
     manifest = engine.artifacts.manifest
     jpeg = large_rgb_jpeg(1024)
     convolution = inproc.measure_convolution(jpeg, providers, rounds)
 
     logs = Path(tempfile.mkdtemp(prefix="alexnet-bench-logs-"))
     print(f"service ({client}) ...", flush=True)
-    with service(args, logs / "server.log") as server, Watch(server.pid) as watch:
+    with service(config, logs / "server.log") as server, Watch(server.pid) as watch:
         info = probes.model_info(server.url)
         provider = str(info.get("provider", providers[0]))
         run_load(client, f"{server.url}/v1/predict", bodies, 4, 1.0)  # warm-up, discarded
@@ -158,7 +148,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         activations = probes.activations_vs_predict(server.url, corpus[0], rounds)
         endpoint_ms, _ = probes.convolve_endpoint_ms(server.url, jpeg, rounds)
         results = Results(
-            name=args.name,
+            name=config.name,
             machine=machine(provider, client),
             limit=limit,
             levels=sweep,
@@ -171,13 +161,15 @@ def run_benchmark(args: argparse.Namespace) -> int:
             serial=serial,
         )
         results.machine["load average before the run"] = load_before
-        settings_text = json.dumps(args.settings) if args.settings else "defaults"
+        settings_text = (
+            json.dumps(config.service_settings) if config.service_settings else "defaults"
+        )
         results.machine["service settings"] = settings_text
-        compare_variants(args, results, (server, watch), manifest, bodies, client, seconds, logs)
+        compare_variants(config, results, (server, watch), manifest, bodies, client, seconds, logs)
         results.peak_rss = watch.peak_rss
     # Other work on the machine skews every figure: say how busy it was.
     results.machine["load average after the run"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    report = write(results, args.results)
+    report = write(results, config.results)
     at = results.level(compare_at)
     ratio = at.load.throughput / limit.throughput if at else float("nan")
     print(f"service / limit at concurrency {compare_at}: {ratio:.2f}")
@@ -267,10 +259,10 @@ def paired_with_serial(
 
 
 def compare_variants(
-    args: argparse.Namespace,
+    config: BenchConfig,
     results: Results,
     main: tuple[Server, Watch],
-    manifest: dict[str, Any],
+    manifest: Manifest,
     bodies: list[Multipart],
     client: str,
     seconds: float,
@@ -279,12 +271,12 @@ def compare_variants(
     """Batching off, then int8 (CPU) or fp16 (GPU), each paired with the main server."""
     at = results.compare_at
     provider = results.machine["provider"]
-    variant = "int8" if provider == "CPUExecutionProvider" else "fp16"
+    variant: Precision = "int8" if provider == CPU else "fp16"
     results.variant = variant
-    entry = manifest["files"].get(variant)
+    entry = manifest.files.get(variant)
     if entry is not None:
-        results.variant_agreement = entry.get("top1_agreement")
-    if args.url:
+        results.variant_agreement = entry.top1_agreement
+    if config.url:
         results.notes.append(
             "--url: batching-off and precision comparisons need servers the bench starts itself"
         )
@@ -294,12 +286,12 @@ def compare_variants(
         runs.append((variant, {"PRECISION": variant}))
     else:
         results.notes.append(f"the manifest offers no {variant} model: export with --{variant}")
-    rounds = 2 if args.quick else 3
+    rounds = 2 if config.quick else 3
     for label, settings in runs:
         print(f"service, {label}, in alternating bursts with the service as measured ...")
         log = logs / f"server-{label.replace(' ', '-')}.log"
-        merged = {**args.settings, **settings}
-        with started_server(args.artifacts, log, **merged) as server, Watch(server.pid) as watch:
+        merged = {**config.service_settings, **settings}
+        with started_server(config.artifacts, log, **merged) as server, Watch(server.pid) as watch:
             run_load(client, f"{server.url}/v1/predict", bodies, 4, 1.0)
             settle(server.url, quiet_s=1.0)
             base, level = paired(main, (server, watch), client, bodies, at, seconds, rounds)

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from model.preprocess import preprocess_bytes
+from core.manifest import LOGITS_NAME
+from core.onnx_tools import with_outputs_only
+from core.preprocess import preprocess_bytes
+from core.runtime import create_session, session_options
 from service.engine import Engine
-from service.providers import create_session
 from service.settings import Settings
 
 BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)
@@ -121,7 +123,7 @@ def serial_latencies(
     ends = time.perf_counter() + seconds
     while time.perf_counter() < ends or len(times) < 20:
         started = time.perf_counter()
-        engine.run(decode(next(stream))[None], ("logits",))
+        engine.run(decode(next(stream))[None], (LOGITS_NAME,))
         times.append(time.perf_counter() - started)
     return np.asarray(times)
 
@@ -147,7 +149,7 @@ def pipelined(
         while True:
             batch = np.stack([job.result() for job in pending])
             pending = submit()
-            engine.run(batch, ("logits",))
+            engine.run(batch, (LOGITS_NAME,))
             images += batch_size
             elapsed = time.perf_counter() - started
             if elapsed >= seconds and images >= 3 * batch_size:
@@ -178,17 +180,6 @@ class LogitsOnly:
         return self.engine_ms / self.single_ms - 1
 
 
-def logits_only_export(source: Path, target: Path) -> None:
-    """The same ONNX graph with `logits` as its only output."""
-    import onnx
-
-    model = onnx.load(str(source))
-    kept = [output for output in model.graph.output if output.name == "logits"]
-    del model.graph.output[:]
-    model.graph.output.extend(kept)
-    onnx.save(model, str(target))
-
-
 def measure_logits_only(
     engine: Engine, settings: Settings, batch_size: int, rounds: int
 ) -> LogitsOnly:
@@ -196,44 +187,41 @@ def measure_logits_only(
     threads = settings.intra_op_threads or os.cpu_count() or 1
     shape = engine.artifacts.input_shape
     batch = np.random.default_rng(0).standard_normal((batch_size, *shape), dtype=np.float32)
-    with tempfile.TemporaryDirectory(prefix="bench-logits-") as folder:
-        path = Path(folder) / "alexnet.logits.onnx"
-        logits_only_export(engine.artifacts.model_path, path)
-        single = create_session(path, settings.provider, threads, spin_wait=settings.spin_wait)
-        shares = op_shares(path, engine.session.get_providers(), threads, batch)
-        multi = engine.session
-        feeds = {engine.input_name: batch}
-        calls = [
-            partial(multi.run, ["logits"], feeds),
-            partial(single.run, ["logits"], feeds),
-            partial(engine.run, batch, ("logits",)),
-        ]
-        times: list[list[float]] = [[] for _ in calls]
-        for call in calls:
-            call()
-        for _ in range(rounds):  # interleaved: drift on a shared machine hits all three alike
-            for call, spent in zip(calls, times, strict=True):
-                spent.append(float(timed(call, 1)[0]))
+    path = engine.artifacts.model_path
+    # The service's own sessions stay private to its Engine: these two are opened alike.
+    multi = create_session(path, settings.provider, threads, spin_wait=settings.spin_wait)
+    logits_only = with_outputs_only(path, [LOGITS_NAME])
+    single = create_session(logits_only, settings.provider, threads, spin_wait=settings.spin_wait)
+    shares = op_shares(logits_only, engine.providers, threads, batch)
+    feeds = {engine.input_name: batch}
+    calls = [
+        partial(multi.run, [LOGITS_NAME], feeds),
+        partial(single.run, [LOGITS_NAME], feeds),
+        partial(engine.run, batch, (LOGITS_NAME,)),
+    ]
+    times: list[list[float]] = [[] for _ in calls]
+    for call in calls:
+        call()
+    for _ in range(rounds):  # interleaved: drift on a shared machine hits all three alike
+        for call, spent in zip(calls, times, strict=True):
+            spent.append(float(timed(call, 1)[0]))
     multi_ms, single_ms, engine_ms = (float(np.median(t)) * 1000 for t in times)
     return LogitsOnly(batch_size, shares, multi_ms, single_ms, engine_ms)
 
 
 def op_shares(
-    path: Path, providers: list[str], threads: int, batch: np.ndarray, runs: int = 2
+    model: bytes, providers: list[str], threads: int, batch: np.ndarray, runs: int = 2
 ) -> dict[str, float]:
     """Where onnxruntime spends a run: kernel time by op type, from its own profiler."""
     import json
 
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
+    options = session_options(threads)
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as folder:
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(folder) / "ort")
-        session = ort.InferenceSession(str(path), options, providers=providers)
+        session = ort.InferenceSession(model, options, providers=providers)
         feeds = {session.get_inputs()[0].name: batch}
         session.run(["logits"], feeds)  # the first run pays one-off set-up
         for _ in range(runs):
@@ -266,7 +254,7 @@ def measure_convolution(jpeg: bytes, providers: list[str], rounds: int) -> Convo
     """Median times of scipy.signal.convolve2d per channel and ConvolutionEngine.convolve."""
     from scipy.signal import convolve2d
 
-    from model.preprocess import decode_image
+    from core.preprocess import decode_image
     from service.numerics.convolution import ConvolutionEngine
 
     pixels = np.asarray(decode_image(jpeg), dtype=np.float32).transpose(2, 0, 1).copy()

@@ -1,64 +1,66 @@
-"""Command-line options of `alexnet bench` (kept apart so --help needs no heavy imports)."""
+"""The options of `alexnet bench` (kept apart so --help needs no heavy imports)."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--artifacts",
-        type=Path,
-        default=Path("artifacts"),
-        help="exported model to serve and measure (default: %(default)s)",
+class BenchConfig(BaseModel):
+    """Start the service (or target --url), drive it with real JPEG photos at several
+    concurrency levels, measure the in-process limit in the same run, and write a Markdown
+    report and a plot under benchmarks/results/."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    artifacts: Path = Field(Path("artifacts"), description="exported model to serve and measure")
+    url: str | None = Field(None, description="benchmark a running server instead of starting one")
+    concurrency: list[int] = Field(
+        [1, 4, 16, 64], min_length=1, description="concurrent clients per level, e.g. 1,4,16"
     )
-    parser.add_argument("--url", help="benchmark a running server instead of starting one")
-    parser.add_argument(
-        "--concurrency",
-        default="1,4,16,64",
-        help="comma list of concurrent clients (default: %(default)s)",
+    duration: float = Field(15.0, gt=0, description="seconds per concurrency level")
+    compare_at: int = Field(
+        16,
+        ge=1,
+        description="concurrency of the limit, batching-off and int8/fp16 comparisons "
+        "(the highest level if it is not among them)",
     )
-    parser.add_argument(
-        "--duration",
-        type=float,
-        default=15.0,
-        help="seconds per concurrency level (default: %(default)s)",
+    client: Literal["auto", "wrk", "httpx"] = Field(
+        "auto",
+        description="load generator: wrk (Debian's package) or an async httpx client; auto "
+        "takes wrk when installed",
     )
-    parser.add_argument(
-        "--compare-at",
-        type=int,
-        default=16,
-        help="concurrency of the limit, batching-off and int8/fp16 comparisons "
-        "(default: %(default)s; the highest level if it is not among them)",
-    )
-    parser.add_argument(
-        "--client",
-        choices=("auto", "wrk", "httpx"),
-        default="auto",
-        help="load generator: wrk (Debian's package) or an async httpx client; "
-        "auto takes wrk when installed (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="a service setting for every server the bench starts, e.g. "
+    set: list[str] = Field(
+        default_factory=list,
+        description="a service setting KEY=VALUE for every server the bench starts, e.g. "
         "--set intra_op_threads=2 (repeatable; also used by the in-process limit)",
     )
-    parser.add_argument(
-        "--name",
-        default="cpu",
-        help="report name: <results>/<name>.md and .png (default: %(default)s)",
+    name: str = Field("cpu", description="report name: <results>/<name>.md and .png")
+    results: Path = Field(Path("benchmarks/results"), description="folder for reports and plots")
+    quick: bool = Field(
+        False, description="a small, fast run (for tests): levels of at most 2 s, fewer repeats"
     )
-    parser.add_argument(
-        "--results",
-        type=Path,
-        default=Path("benchmarks/results"),
-        help="folder for reports and plots (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a small, fast run (for tests): levels of at most 2 s, fewer repetitions",
-    )
+
+    @field_validator("set")
+    @classmethod
+    def _pairs(cls, pairs: list[str]) -> list[str]:
+        for pair in pairs:
+            key, sep, _ = pair.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"--set wants KEY=VALUE, got {pair!r}")
+        return pairs
+
+    @field_validator("concurrency")
+    @classmethod
+    def _levels(cls, levels: list[int]) -> list[int]:
+        if any(level < 1 for level in levels):
+            raise ValueError("every concurrency level must be at least 1")
+        return levels
+
+    @property
+    def service_settings(self) -> dict[str, str]:
+        """--set pairs as settings names (upper case, without the ALEXNET_ prefix)."""
+        pairs = (pair.partition("=") for pair in self.set)
+        return {key.strip().upper(): value.strip() for key, _, value in pairs}

@@ -32,7 +32,7 @@ def serve_command() -> list[str]:
     if script.is_file():
         return [str(script), "serve"]
     found = shutil.which("alexnet")
-    return [found, "serve"] if found else [sys.executable, "-m", "model.cli", "serve"]
+    return [found, "serve"] if found else [sys.executable, "-m", "cli.main", "serve"]
 
 
 @dataclass

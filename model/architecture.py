@@ -8,10 +8,12 @@ table can be computed anywhere.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
-LayerKind = Literal["conv", "maxpool", "lrn", "fc"]
+from core.manifest import Layer
+
+LayerKind = Literal["conv", "maxpool", "lrn", "fc"]  # the manifest's Layer.type
 
 
 @dataclass(frozen=True)
@@ -128,33 +130,11 @@ def build_architecture(variant: str, num_classes: int) -> Architecture:
     return factory(num_classes)
 
 
-@dataclass(frozen=True)
-class LayerRow:
-    """One row of the layer table, as the manifest and the web page show it."""
-
-    name: str
-    type: str
-    kernel: int
-    stride: int
-    padding: int
-    groups: int
-    in_channels: int
-    channels: int
-    output_shape: list[int]  # without the batch axis
-    parameters: int
-    multiply_adds: int
-    receptive_field: int  # side of the input square one output unit sees
-    jump: int  # input pixels between neighbouring output units
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-def layer_table(arch: Architecture, in_channels: int = 3) -> list[LayerRow]:
+def layer_table(arch: Architecture, in_channels: int = 3) -> list[Layer]:
     """Shapes, parameter and multiply-add counts and receptive fields, layer by layer."""
     channels, size = in_channels, arch.input_size
     field, jump = 1, 1
-    rows: list[LayerRow] = []
+    rows: list[Layer] = []
     for spec in arch.layers:
         in_c = channels
         if spec.kind == "fc":
@@ -165,20 +145,20 @@ def layer_table(arch: Architecture, in_channels: int = 3) -> list[LayerRow]:
             params = fan_in * spec.out + spec.out
             macs = fan_in * spec.out
             rows.append(
-                LayerRow(
-                    spec.name,
-                    "fc",
-                    0,
-                    0,
-                    0,
-                    1,
-                    fan_in,
-                    channels,
-                    [channels],
-                    params,
-                    macs,
-                    field,
-                    jump,
+                Layer(
+                    name=spec.name,
+                    type="fc",
+                    kernel=0,
+                    stride=0,
+                    padding=0,
+                    groups=1,
+                    in_channels=fan_in,
+                    channels=channels,
+                    output_shape=[channels],
+                    parameters=params,
+                    multiply_adds=macs,
+                    receptive_field=field,
+                    jump=jump,
                 )
             )
             continue
@@ -197,20 +177,20 @@ def layer_table(arch: Architecture, in_channels: int = 3) -> list[LayerRow]:
             jump *= spec.stride
         size = out_size
         rows.append(
-            LayerRow(
-                spec.name,
-                spec.kind,
-                spec.kernel,
-                spec.stride,
-                spec.padding,
-                spec.groups,
-                in_c,
-                channels,
-                [channels, size, size],
-                params,
-                macs,
-                field,
-                jump,
+            Layer(
+                name=spec.name,
+                type=spec.kind,
+                kernel=spec.kernel,
+                stride=spec.stride,
+                padding=spec.padding,
+                groups=spec.groups,
+                in_channels=in_c,
+                channels=channels,
+                output_shape=[channels, size, size],
+                parameters=params,
+                multiply_adds=macs,
+                receptive_field=field,
+                jump=jump,
             )
         )
     return rows

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
+from core.errors import UserFacingError
 from model.architecture import build_architecture
-from model.errors import UserFacingError
 from model.network import AlexNet
 
 FORMAT = "alexnet-checkpoint/1"

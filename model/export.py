@@ -2,75 +2,111 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
 import torch
+from pydantic import ValidationError
 
+from core.errors import UserFacingError
+from core.manifest import (
+    INPUT_NAME,
+    LOGITS_NAME,
+    InputTensor,
+    Manifest,
+    ModelFile,
+    Precision,
+    Training,
+    describe_file,
+    write_manifest,
+)
+from core.onnx_tools import OPSET
+from core.preprocess import PreprocessSpec
+from core.runtime import cpu_session, run_all
 from model.architecture import layer_table, parameter_count
-from model.errors import UserFacingError
+from model.export_config import ExportConfig
 from model.network import AlexNet
-from model.onnx_graph import INPUT_NAME, LOGITS_NAME, OPSET, build_onnx_model, to_fp16
-from model.ort import cpu_session, run_all
-from model.preprocess import PreprocessSpec
+from model.onnx_graph import build_onnx_model, to_fp16
 from model.verify_images import sample_batches
 
 # The largest |onnxruntime - PyTorch| accepted on any activation, after scaling by
 # max(1, |largest activation of that layer|): deep layers reach values of 50 and
 # more, where float32 round-off between two correct kernels alone is above 1e-5.
 PARITY_TOLERANCE = 1e-4
+FILE_NAMES = {"fp32": "alexnet.onnx", "int8": "alexnet.int8.onnx", "fp16": "alexnet.fp16.onnx"}
 
 
-@dataclass
-class ExportRequest:
-    """What to export and where; built by the CLI."""
+def load_source(config: ExportConfig) -> tuple[AlexNet, list[str], Training]:
+    """The model to export, its labels and where its weights came from."""
+    if config.torchvision_weights is not None:
+        from model.torchvision_compat import imagenet_labels, load_torchvision_model
 
-    model: AlexNet
-    labels: list[str]
-    out: Path
-    name: str = "alexnet"
-    version: str = "1"
-    training: dict[str, Any] = field(default_factory=dict)
-    data: Path | None = None  # images for verification and int8 calibration
-    int8: bool = False
-    fp16: bool = False
+        model = load_torchvision_model(config.torchvision_weights)
+        labels = (
+            imagenet_labels()
+            if model.num_classes == 1000
+            else [f"class_{i}" for i in range(model.num_classes)]
+        )
+        origin = {
+            "dataset": "ImageNet (torchvision weights)",
+            "weights": config.torchvision_weights.name,
+        }
+        return model, labels, Training.model_validate(origin)
+    from model.checkpoint import load_model
+
+    model, checkpoint = load_model(config.checkpoint)
+    try:
+        training = Training.model_validate(checkpoint.get("training") or {"dataset": "unknown"})
+    except ValidationError as exc:
+        raise UserFacingError(f"{config.checkpoint}: unexpected training metadata: {exc}") from None
+    return model, list(checkpoint["labels"]), training
 
 
-def export(request: ExportRequest) -> dict[str, Any]:
+def export(model: AlexNet, labels: list[str], training: Training, config: ExportConfig) -> Manifest:
     """Write alexnet.onnx (+ variants) and manifest.json; refuse a model that fails parity."""
-    model = request.model.eval()
+    model = model.eval()
     arch = model.arch
-    if len(request.labels) != model.num_classes:
-        raise UserFacingError(f"{len(request.labels)} labels for {model.num_classes} classes")
+    if len(labels) != model.num_classes:
+        raise UserFacingError(f"{len(labels)} labels for {model.num_classes} classes")
     preprocess = PreprocessSpec.for_input(arch.input_size)
     weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     onnx_model = build_onnx_model(arch, weights)
-    verify_batch, calibration, validation = sample_batches(request.data, preprocess, arch)
+    verify_batch, calibration, validation = sample_batches(config.data, preprocess, arch)
     parity = check_parity(model, onnx_model, verify_batch)
-    request.out.mkdir(parents=True, exist_ok=True)
-    files = {"fp32": _write(onnx_model, request.out / "alexnet.onnx")}
-    files["fp32"]["max_abs_diff_vs_pytorch"] = parity
-    if request.int8:
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    fp32 = _save(onnx_model, out / FILE_NAMES["fp32"])
+    files: dict[Precision, ModelFile] = {
+        "fp32": describe_file(fp32, max_abs_diff_vs_pytorch=parity)
+    }
+    if config.int8:
         from model.quantize import quantize_int8
 
-        int8_path = request.out / "alexnet.int8.onnx"
-        quantize_int8(request.out / "alexnet.onnx", int8_path, calibration)
-        files["int8"] = _describe(int8_path)
-        files["int8"]["top1_agreement"] = top1_agreement(
-            request.out / "alexnet.onnx", int8_path, validation
-        )
-    if request.fp16:
-        fp16_path = request.out / "alexnet.fp16.onnx"
-        files["fp16"] = _write(to_fp16(onnx_model), fp16_path)
-        files["fp16"]["top1_agreement"] = top1_agreement(
-            request.out / "alexnet.onnx", fp16_path, validation
-        )
-    manifest = build_manifest(request, preprocess, files)
-    (request.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        int8 = out / FILE_NAMES["int8"]
+        quantize_int8(fp32, int8, calibration)
+        files["int8"] = describe_file(int8, top1_agreement=top1_agreement(fp32, int8, validation))
+    if config.fp16:
+        fp16 = _save(to_fp16(onnx_model), out / FILE_NAMES["fp16"])
+        files["fp16"] = describe_file(fp16, top1_agreement=top1_agreement(fp32, fp16, validation))
+    manifest = Manifest(
+        name=config.name,
+        version=config.version,
+        variant=arch.variant,
+        opset=OPSET,
+        files=files,
+        input=InputTensor(
+            name=INPUT_NAME, shape=(3, arch.input_size, arch.input_size), dtype="float32"
+        ),
+        outputs=[LOGITS_NAME, *arch.layer_names],
+        preprocess=preprocess,
+        labels=list(labels),
+        num_classes=len(labels),
+        parameters=parameter_count(arch),
+        layers=layer_table(arch),
+        training=training,
+    )
+    write_manifest(out, manifest)
     return manifest
 
 
@@ -81,7 +117,7 @@ def check_parity(
     with torch.no_grad():
         expected = {k: v.numpy() for k, v in model.forward_all(torch.from_numpy(batch)).items()}
     expected[LOGITS_NAME] = expected[model.arch.layers[-1].name]
-    got = run_all(cpu_session(onnx_model.SerializeToString()), batch)
+    got = run_all(cpu_session(onnx_model.SerializeToString()), {INPUT_NAME: batch})
     report: dict[str, float] = {}
     for name, reference in expected.items():
         diff = float(np.max(np.abs(got[name] - reference)))
@@ -107,42 +143,8 @@ def top1_agreement(reference: Path, candidate: Path, batches: list[np.ndarray]) 
     return same / max(total, 1)
 
 
-def _write(onnx_model: onnx.ModelProto, path: Path) -> dict[str, Any]:
+def _save(onnx_model: onnx.ModelProto, path: Path) -> Path:
     partial = path.with_suffix(".partial")
     onnx.save(onnx_model, partial)
     partial.replace(path)
-    return _describe(path)
-
-
-def _describe(path: Path) -> dict[str, Any]:
-    from model.manifest_io import sha256_file
-
-    return {"path": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
-
-
-def build_manifest(
-    request: ExportRequest, preprocess: PreprocessSpec, files: dict[str, dict[str, Any]]
-) -> dict[str, Any]:
-    """Everything the service needs and nothing it must guess."""
-    arch = request.model.arch
-    rows = layer_table(arch)
-    return {
-        "format": "alexnet-manifest/1",
-        "name": request.name,
-        "version": request.version,
-        "variant": arch.variant,
-        "opset": OPSET,
-        "files": files,
-        "input": {
-            "name": INPUT_NAME,
-            "shape": [3, arch.input_size, arch.input_size],
-            "dtype": "float32",
-        },
-        "outputs": [LOGITS_NAME, *arch.layer_names],
-        "preprocess": preprocess.as_dict(),
-        "labels": list(request.labels),
-        "num_classes": len(request.labels),
-        "parameters": parameter_count(arch),
-        "layers": [row.as_dict() for row in rows],
-        "training": request.training,
-    }
+    return path

@@ -12,12 +12,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from core.manifest import INPUT_NAME, LOGITS_NAME
+from core.onnx_tools import make_model
 from model.architecture import Architecture, LayerSpec, layer_table
 from model.onnx_lrn import lrn_nodes
-
-OPSET = 17
-INPUT_NAME = "input"
-LOGITS_NAME = "logits"
 
 
 def _layer_nodes(
@@ -79,9 +77,7 @@ def _layer_nodes(
     return nodes, name
 
 
-def build_onnx_model(
-    arch: Architecture, weights: dict[str, np.ndarray], *, producer: str = "alexnet-serving"
-) -> onnx.ModelProto:
+def build_onnx_model(arch: Architecture, weights: dict[str, np.ndarray]) -> onnx.ModelProto:
     """An fp32 model: input `input` (N,3,S,S); outputs `logits`, then every layer by name."""
     rows = layer_table(arch)
     nodes: list[onnx.NodeProto] = []
@@ -102,13 +98,9 @@ def build_onnx_model(
         helper.make_tensor_value_info(row.name, TensorProto.FLOAT, ["N", *row.output_shape])
         for row in rows
     ]
-    graph = helper.make_graph(nodes, f"alexnet_{arch.variant}", inputs, outputs, initializers)
-    model = helper.make_model(
-        graph, producer_name=producer, opset_imports=[helper.make_opsetid("", OPSET)]
+    return make_model(
+        nodes, inputs, outputs, f"alexnet_{arch.variant}", initializers, full_check=True
     )
-    model.ir_version = 8  # readable by every onnxruntime release since 1.14
-    onnx.checker.check_model(model, full_check=True)
-    return model
 
 
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -13,7 +13,7 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from model.onnx_graph import INPUT_NAME, LOGITS_NAME
+from core.manifest import INPUT_NAME, LOGITS_NAME
 from model.onnx_lrn import is_window_sum_node
 
 QUANTISED_OPS = ["Conv", "Gemm", "MaxPool", "Relu"]

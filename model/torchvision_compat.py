@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
+from core.errors import UserFacingError
 from model.architecture import torchvision_alexnet
 from model.checkpoint import load_state
-from model.errors import UserFacingError
 from model.network import AlexNet
 
 # torchvision's nn.Sequential indices for each of our named layers.

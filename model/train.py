@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from core.errors import UserFacingError
+from core.preprocess import PreprocessSpec
 from model.architecture import build_architecture
 from model.data.folder import LabelledImages, load_image_folder, stratified_split
 from model.data.loader import ImageDataset, default_workers, epoch_loader
 from model.data.shapes import SHAPE_CLASSES, generate_images
-from model.errors import UserFacingError
 from model.network import AlexNet
-from model.preprocess import PreprocessSpec
 from model.train_config import TrainConfig
 from model.train_state import History, resume, save_epoch
 from model.training_loop import (

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
+from core.errors import UserFacingError
 from model.checkpoint import checkpoint_dict, load_state, read_checkpoint, save_checkpoint
-from model.errors import UserFacingError
 from model.network import AlexNet
 from model.training_loop import Schedule
 

@@ -19,15 +19,14 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import onnx
 from onnx import TensorProto
 
-from model.errors import UserFacingError
+from core.errors import UserFacingError
+from core.manifest import LOGITS_NAME, Manifest
 
 LABELS_FILE = "labels.txt"
-LOGITS_NAME = "logits"
 
 # ONNX element type -> Triton data type (model_config.proto's DataType).
 TRITON_TYPES: dict[int, str] = {
@@ -80,30 +79,28 @@ def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
 
 
 def check_against_manifest(
-    manifest: dict[str, Any], inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]
+    manifest: Manifest, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]
 ) -> None:
     """Refuse a graph whose input, logits or layer outputs differ from the manifest."""
-    expected_input = manifest["input"]
-    if [(t.name, list(t.dims)) for t in inputs] != [
-        (expected_input["name"], list(expected_input["shape"]))
-    ]:
+    expected_input = manifest.input
+    if [(t.name, t.dims) for t in inputs] != [(expected_input.name, expected_input.shape)]:
         raise UserFacingError(
             f"ONNX inputs {[(t.name, t.dims) for t in inputs]} differ from the "
-            f"manifest's {expected_input['name']!r} {expected_input['shape']}"
+            f"manifest's {expected_input.name!r} {list(expected_input.shape)}"
         )
     by_name = {t.name: t for t in outputs}
     logits = by_name.get(LOGITS_NAME)
-    if logits is None or logits.dims != (len(manifest["labels"]),):
+    if logits is None or logits.dims != (len(manifest.labels),):
         raise UserFacingError(
             f"ONNX output {LOGITS_NAME!r} {logits and logits.dims} does not "
-            f"match the manifest's {len(manifest['labels'])} labels"
+            f"match the manifest's {len(manifest.labels)} labels"
         )
-    for layer in manifest["layers"]:
-        got = by_name.get(layer["name"])
-        if got is None or list(got.dims) != list(layer["output_shape"]):
+    for layer in manifest.layers:
+        got = by_name.get(layer.name)
+        if got is None or list(got.dims) != layer.output_shape:
             raise UserFacingError(
-                f"ONNX output {layer['name']!r} {got and got.dims} differs "
-                f"from the manifest's {layer['output_shape']}"
+                f"ONNX output {layer.name!r} {got and got.dims} differs "
+                f"from the manifest's {layer.output_shape}"
             )
 
 
@@ -144,7 +141,7 @@ def render_config(
 
 def write_triton_repository(
     onnx_path: Path,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     out_dir: Path,
     *,
     max_batch_size: int = 32,
@@ -155,17 +152,17 @@ def write_triton_repository(
     The version folder is the manifest's version when it is a positive integer (Triton's
     rule), else 1. An earlier folder of the same model is replaced whole.
     """
-    name = str(manifest["name"])
+    name = manifest.name
     if not _NAME.match(name):
         raise UserFacingError(f"model name {name!r} cannot be a Triton model directory")
     if max_batch_size < 1:
         raise UserFacingError("max_batch_size must be at least 1 (the model batches on axis 0)")
-    labels = [str(label) for label in manifest["labels"]]
+    labels = manifest.labels
     if any("\n" in label or "\r" in label for label in labels):
         raise UserFacingError("a label contains a line break; labels.txt is one label per line")
     inputs, outputs = graph_tensors(onnx.load(str(onnx_path), load_external_data=False))
     check_against_manifest(manifest, inputs, outputs)
-    version = str(manifest.get("version", "1"))
+    version = manifest.version
     version_dir = version if version.isdigit() and int(version) > 0 else "1"
 
     out_dir.mkdir(parents=True, exist_ok=True)

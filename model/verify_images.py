@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import UserFacingError
+from core.preprocess import PreprocessSpec, decode_image, preprocess_image
 from model.architecture import Architecture
 from model.data.folder import IMAGE_SUFFIXES
-from model.errors import UserFacingError
-from model.preprocess import PreprocessSpec, decode_image, preprocess_image
 
 VERIFY_IMAGES = 8
 CALIBRATION_IMAGES = 64

@@ -20,12 +20,13 @@ from service.numerics.convolution import ConvolutionEngine
 from service.numerics.pooling import PoolingEngine
 from service.openapi_docs import document_errors
 from service.request_context import RequestIdMiddleware
-from service.routers import convolve, health, inspect, model_info, page, predict, v2, weights
+from service.routers import convolve, health, inspect, model_info, page, predict, weights
 from service.routers.page import STATIC_DIR
 from service.security import configured_key, install_security
 from service.settings import Settings
 from service.state import Filters, ServiceState
 from service.traffic import InFlightMiddleware
+from service.v2 import router as v2
 
 log = logging.getLogger("service.app")
 
@@ -48,8 +49,7 @@ async def start_model(state: ServiceState) -> None:
         state.engine = await asyncio.to_thread(load_engine, settings)
     engine = state.engine
     await asyncio.to_thread(engine.warm_up, settings.max_batch_size)
-    providers = engine.session.get_providers()
-    state.filters = Filters(ConvolutionEngine(providers), PoolingEngine(providers))
+    state.filters = Filters(ConvolutionEngine(engine.providers), PoolingEngine(engine.providers))
     state.batcher = DynamicBatcher(
         engine.run,
         max_batch_size=settings.max_batch_size,
@@ -61,8 +61,8 @@ async def start_model(state: ServiceState) -> None:
     state.batcher.start()
     state.metrics.model.info(
         {
-            "name": engine.artifacts.manifest["name"],
-            "version": str(engine.artifacts.manifest["version"]),
+            "name": engine.artifacts.manifest.name,
+            "version": engine.artifacts.manifest.version,
             "provider": engine.provider,
             "precision": engine.artifacts.precision,
         }

@@ -1,78 +1,56 @@
-"""Load and check the artifacts folder: the manifest, the ONNX files and their checksums."""
+"""The artifacts folder as the service uses it: a checked manifest and the file to serve."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from model.manifest_io import sha256_file
-from model.preprocess import PreprocessSpec
-
-
-class ArtifactError(RuntimeError):
-    """The artifacts folder is unusable; the message is the one line start-up prints."""
+from core.errors import ArtifactError
+from core.manifest import Manifest, Precision, read_manifest, verify_files
+from core.preprocess import PreprocessSpec
 
 
 @dataclass(frozen=True)
 class ModelArtifacts:
-    """A checked manifest and the path of the model file to serve."""
+    """A validated manifest whose files match their checksums, and the precision served."""
 
     folder: Path
-    manifest: dict[str, Any]
-    model_path: Path
-    precision: str
+    manifest: Manifest
+    precision: Precision
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / self.manifest.files[self.precision].path
+
+    @property
+    def fp32_path(self) -> Path:
+        """The file with the real weights (int8 and fp16 hold quantised or half ones)."""
+        return self.folder / self.manifest.files["fp32"].path
 
     @property
     def labels(self) -> list[str]:
-        return list(self.manifest["labels"])
+        return self.manifest.labels
 
     @property
     def layer_names(self) -> list[str]:
-        return [layer["name"] for layer in self.manifest["layers"]]
+        return self.manifest.layer_names
 
     @property
     def preprocess(self) -> PreprocessSpec:
-        return PreprocessSpec.from_dict(self.manifest["preprocess"])
+        return self.manifest.preprocess
 
     @property
     def input_shape(self) -> list[int]:
-        return list(self.manifest["input"]["shape"])
+        return list(self.manifest.input.shape)
 
 
-REQUIRED_KEYS = ("name", "version", "files", "input", "preprocess", "labels", "layers")
-
-
-def load_artifacts(folder: Path, precision: str = "fp32") -> ModelArtifacts:
-    """Read manifest.json, check every listed file's sha256, pick the precision's file."""
-    manifest_path = folder / "manifest.json"
-    if not folder.is_dir():
-        raise ArtifactError(f"artifacts folder {folder} does not exist; run `alexnet export`")
-    if not manifest_path.is_file():
-        raise ArtifactError(f"{manifest_path} is missing; run `alexnet export --out {folder}`")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{manifest_path} is not valid JSON: {exc}") from None
-    missing = [key for key in REQUIRED_KEYS if key not in manifest]
-    if missing:
-        raise ArtifactError(f"{manifest_path} lacks {', '.join(missing)}")
-    files = manifest["files"]
-    if precision not in files:
+def load_artifacts(folder: Path, precision: Precision = "fp32") -> ModelArtifacts:
+    """Read and validate manifest.json, check every listed file's sha256."""
+    manifest = read_manifest(folder)
+    if precision not in manifest.files:
         raise ArtifactError(
             f"precision {precision} asked for, but the manifest offers only "
-            f"{', '.join(sorted(files))}; export with --{precision}"
+            f"{', '.join(sorted(manifest.files))}; export with --{precision}"
         )
-    for variant, entry in files.items():
-        path = folder / entry["path"]
-        if not path.is_file():
-            raise ArtifactError(f"{path} ({variant}) listed in the manifest is missing")
-        if sha256_file(path) != entry["sha256"]:
-            raise ArtifactError(
-                f"{path} does not match its sha256 in the manifest; "
-                "the file is corrupt or from another export"
-            )
-    if len(manifest["labels"]) != manifest.get("num_classes", len(manifest["labels"])):
-        raise ArtifactError(f"{manifest_path}: labels and num_classes disagree")
-    return ModelArtifacts(folder, manifest, folder / files[precision]["path"], precision)
+    verify_files(folder, manifest)
+    return ModelArtifacts(folder, manifest, precision)

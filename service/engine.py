@@ -6,37 +6,56 @@ pays for the outputs `/v1/predict` never reads: on the CPU, each conv and pool
 output is converted back from the blocked NCHWc layout (about 6 % of a batch of
 16), and an int8 model dequantises every layer. Requests for `logits` alone run
 on a second session of the same model with `logits` as its only output.
+
+The rest of the service sees the model through `Engine.run` and the metadata
+here (inputs, outputs, providers), never through an onnxruntime session.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
-import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from service.artifacts import ArtifactError, ModelArtifacts
-from service.providers import CPU, create_session, provider_in_use
+from core.errors import ArtifactError
+from core.manifest import LOGITS_NAME
+from core.onnx_tools import with_outputs_only
+from core.runtime import CPU, candidate_providers, open_session, session_options
+from service.artifacts import ModelArtifacts
 
 log = logging.getLogger("service.engine")
-LOGITS = "logits"
 
-# Run in a child process: a parsed 200 MB ModelProto is not given back to the
-# operating system when freed, and the server would carry it for its whole life.
-_STRIP_OUTPUTS = """
-import sys, onnx
-model = onnx.load(sys.argv[1])
-kept = [output for output in model.graph.output if output.name == "logits"]
-del model.graph.output[:]
-model.graph.output.extend(kept)
-onnx.save(model, sys.argv[2])
-"""
+# onnxruntime's element types ("tensor(float)") by their Open Inference Protocol names.
+_DATATYPES = {
+    "tensor(float)": "FP32",
+    "tensor(float16)": "FP16",
+    "tensor(double)": "FP64",
+    "tensor(int64)": "INT64",
+    "tensor(int32)": "INT32",
+    "tensor(int8)": "INT8",
+    "tensor(uint8)": "UINT8",
+}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A graph input or output: its name, v2 datatype and shape (-1 for a dynamic axis)."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+
+def _info(node: ort.NodeArg) -> TensorInfo:
+    shape = tuple(d if isinstance(d, int) and i > 0 else -1 for i, d in enumerate(node.shape))
+    return TensorInfo(node.name, _DATATYPES.get(node.type, node.type), shape)
 
 
 class Engine:
@@ -51,92 +70,80 @@ class Engine:
         spin_wait: bool = False,
     ) -> None:
         self.artifacts = artifacts
-        threads = intra_op_threads or os.cpu_count() or 1
-        self._spin_wait = spin_wait
+        options = session_options(intra_op_threads, spin_wait=spin_wait)
         try:
-            self.session = create_session(
-                artifacts.model_path, provider, threads, spin_wait=spin_wait
-            )
+            session = open_session(artifacts.model_path, candidate_providers(provider), options)
         except Exception as exc:
             raise ArtifactError(
                 f"{artifacts.model_path} cannot be loaded by onnxruntime: "
                 f"{str(exc).splitlines()[0]}"
             ) from None
-        self.provider = provider_in_use(self.session)
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_names = [output.name for output in self.session.get_outputs()]
+        self._session = session
+        self.providers: list[str] = session.get_providers()
+        self.provider = self.providers[0]
+        self.inputs = [_info(node) for node in session.get_inputs()]
+        self.outputs = [_info(node) for node in session.get_outputs()]
+        self.input_name = self.inputs[0].name
+        self.output_names = [output.name for output in self.outputs]
         self._check_against_manifest()
         self._use_io_binding = self.provider != CPU
-        preference = "cpu" if self.provider == CPU else provider
-        self._logits_session = self._open_logits_only(preference, threads)
+        self._logits_session = self._open_logits_only(options)
         log.info(
             "model %s loaded on %s (%s, %d threads)",
             artifacts.model_path.name,
             self.provider,
             artifacts.precision,
-            threads,
+            options.intra_op_num_threads,
         )
 
     def _check_against_manifest(self) -> None:
         manifest = self.artifacts.manifest
-        expected_input = manifest["input"]
-        graph_input = self.session.get_inputs()[0]
-        if graph_input.name != expected_input["name"] or list(graph_input.shape[1:]) != list(
-            expected_input["shape"]
+        graph_input = self.inputs[0]
+        if graph_input.name != manifest.input.name or graph_input.shape[1:] != tuple(
+            manifest.input.shape
         ):
             raise ArtifactError(
-                f"the ONNX graph's input {graph_input.name} {graph_input.shape[1:]} disagrees "
-                f"with the manifest's {expected_input['name']} {expected_input['shape']}"
+                f"the ONNX graph's input {graph_input.name} {list(graph_input.shape[1:])} "
+                f"disagrees with the manifest's {manifest.input.name} {list(manifest.input.shape)}"
             )
-        missing = [n for n in ["logits", *self.artifacts.layer_names] if n not in self.output_names]
+        missing = [name for name in manifest.outputs if name not in self.output_names]
         if missing:
             raise ArtifactError(f"the ONNX graph lacks outputs the manifest lists: {missing}")
-        logits = self.session.get_outputs()[self.output_names.index("logits")]
-        if logits.shape[-1] != len(self.artifacts.labels):
+        logits = self.outputs[self.output_names.index(LOGITS_NAME)]
+        if logits.shape[-1] != len(manifest.labels):
             raise ArtifactError(
                 f"the ONNX graph has {logits.shape[-1]} classes, the manifest "
-                f"{len(self.artifacts.labels)} labels"
+                f"{len(manifest.labels)} labels"
             )
 
-    def _open_logits_only(self, preference: str, threads: int) -> ort.InferenceSession | None:
+    def _open_logits_only(self, options: ort.SessionOptions) -> ort.InferenceSession | None:
         """The model with `logits` as its only output; None (and a warning) if that fails."""
-        source = self.artifacts.model_path
         try:
+            # From a file, not bytes: onnxruntime keeps the bytes it is given for the
+            # session's whole life (a second copy of the weights, 230 MB in fp32).
             with tempfile.TemporaryDirectory(prefix="alexnet-logits-") as folder:
-                target = Path(folder) / source.name
-                subprocess.run(
-                    [sys.executable, "-c", _STRIP_OUTPUTS, str(source), str(target)],
-                    check=True,
-                    capture_output=True,
-                    timeout=600,
-                )
-                return create_session(target, preference, threads, spin_wait=self._spin_wait)
+                path = Path(folder) / "logits.onnx"
+                path.write_bytes(with_outputs_only(self.artifacts.model_path, [LOGITS_NAME]))
+                session = open_session(path, self.providers, options)
         except Exception as exc:  # an optimisation only: never a reason not to serve
             log.warning("no logits-only session (%s); predictions run the full graph", exc)
             return None
+        finally:
+            _return_freed_memory()
+        return session
 
-    def run(self, batch: np.ndarray, outputs: Sequence[str] = (LOGITS,)) -> dict[str, np.ndarray]:
+    def run(
+        self, batch: np.ndarray, outputs: Sequence[str] = (LOGITS_NAME,)
+    ) -> dict[str, np.ndarray]:
         """Outputs by name for an (N, 3, H, W) float32 batch."""
         names = list(outputs)
-        session = self.session
-        if names == [LOGITS] and self._logits_session is not None:
+        session = self._session
+        if names == [LOGITS_NAME] and self._logits_session is not None:
             session = self._logits_session
         if self._use_io_binding:
-            return self._run_bound(session, batch, names)
+            return _run_bound(session, self.input_name, batch, names)
         values = session.run(names, {self.input_name: batch})
         return dict(zip(names, values, strict=True))
-
-    def _run_bound(
-        self, session: ort.InferenceSession, batch: np.ndarray, names: list[str]
-    ) -> dict[str, np.ndarray]:
-        # I/O binding copies the input to the device once and lets onnxruntime allocate
-        # outputs itself, instead of the plain path's extra staging copies.
-        binding = session.io_binding()
-        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(batch))
-        for name in names:
-            binding.bind_output(name, "cpu")
-        session.run_with_iobinding(binding)
-        return dict(zip(names, binding.copy_outputs_to_cpu(), strict=True))
 
     def warm_up(self, max_batch: int) -> None:
         """Run once at batch 1 and at the largest batch so the first request pays no set-up."""
@@ -144,8 +151,23 @@ class Engine:
         for size in sorted({1, max_batch}):
             batch = np.zeros((size, *shape), np.float32)
             self.run(batch, self.output_names)
-            self.run(batch, (LOGITS,))
+            self.run(batch, (LOGITS_NAME,))
 
-    @property
-    def session_options(self) -> ort.SessionOptions:
-        return self.session.get_session_options()
+
+def _run_bound(
+    session: ort.InferenceSession, input_name: str, batch: np.ndarray, names: list[str]
+) -> dict[str, np.ndarray]:
+    # I/O binding copies the input to the device once and lets onnxruntime allocate
+    # outputs itself, instead of the plain path's extra staging copies.
+    binding = session.io_binding()
+    binding.bind_cpu_input(input_name, np.ascontiguousarray(batch))
+    for name in names:
+        binding.bind_output(name, "cpu")
+    session.run_with_iobinding(binding)
+    return dict(zip(names, binding.copy_outputs_to_cpu(), strict=True))
+
+
+def _return_freed_memory() -> None:
+    """Give the heap freed by the parsed model back to the system (glibc keeps it otherwise)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

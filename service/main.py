@@ -1,18 +1,13 @@
-"""Run the service with uvicorn: check the model first, so a bad artifact is one clear line."""
+"""Run the service with uvicorn: load the model first, so a bad artifact stops start-up at once."""
 
 from __future__ import annotations
 
 import math
-import sys
 from types import FrameType
-from typing import Any
 
 import uvicorn
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
 
 from service.app import create_app, load_engine
-from service.artifacts import ArtifactError
 from service.logging_setup import configure_logging
 from service.settings import Settings
 from service.state import ServiceState
@@ -34,34 +29,14 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def refuse(reason: str) -> int:
-    """Print why the service cannot start as one line on stderr (no traceback); exit status 2."""
-    print(f"alexnet serve: cannot start: {' '.join(reason.split())}", file=sys.stderr)
-    return 2
+def serve(settings: Settings) -> int:
+    """Serve until stopped; returns the exit status (1 if the server could not start).
 
-
-def _setting_error(error: Any) -> str:
-    names = ".".join(str(part) for part in error["loc"])
-    return f"setting {names} (ALEXNET_{names.upper()}): {error['msg']}"
-
-
-def serve(**overrides: Any) -> int:
-    """Serve until stopped; returns the exit status (2 when the model cannot be loaded)."""
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        return refuse("; ".join(_setting_error(error) for error in exc.errors()))
-    except SettingsError as exc:  # e.g. a list setting that is not JSON
-        return refuse(f"{exc} (list settings such as ALEXNET_CORS_ORIGINS are JSON lists)")
+    A model that cannot be loaded raises ArtifactError (the command line prints its
+    one line) before a port is opened.
+    """
     log_config = configure_logging(settings.log_level, settings.log_json)
-    try:
-        engine = load_engine(settings)
-    except ArtifactError as exc:
-        return refuse(str(exc))
-    except Exception as exc:  # a manifest malformed in a way the checks did not foresee
-        return refuse(
-            f"the artifacts in {settings.artifacts} are malformed ({type(exc).__name__}: {exc})"
-        )
+    engine = load_engine(settings)
     app = create_app(settings, engine=engine)
     config = uvicorn.Config(
         app,

@@ -1,4 +1,7 @@
-"""Service settings: one class, one environment prefix (`ALEXNET_`), read once and passed down."""
+"""Service settings: one class, one environment prefix (`ALEXNET_`), read once and passed down.
+
+`alexnet serve` offers every field as an option too (cli/serve.py).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, CliSuppress, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -58,7 +61,8 @@ class Settings(BaseSettings):
     max_v2_body_bytes: int = Field(64 * 2**20, ge=1, description="v2 request body, decoded")
     max_v2_elements: int = Field(32 * 3 * 227 * 227, ge=1, description="v2 tensor elements")
 
-    api_key: SecretStr | None = Field(
+    # Not an option of `alexnet serve`: a command line is visible to every user of the host.
+    api_key: CliSuppress[SecretStr | None] = Field(
         None, description="when set, a bearer token every route but health and metrics needs"
     )
     cors_origins: list[str] = Field(default_factory=list, description="CORS; empty = off")

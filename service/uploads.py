@@ -9,7 +9,7 @@ import numpy as np
 from fastapi import UploadFile
 from PIL import Image
 
-from model.preprocess import ImageDecodeError, decode_image, preprocess_bytes
+from core.preprocess import ImageDecodeError, decode_image, preprocess_bytes
 from service.errors import BadInput, TooLarge
 from service.state import ServiceState
 

@@ -74,7 +74,7 @@ def exported_artifacts(
     tmp_path_factory: pytest.TempPathFactory, checkpoint_path: Path, photo_folder: Path
 ) -> Path:
     """Artifacts written by the project's own `alexnet export` (fp32 and int8)."""
-    from model.cli import main
+    from cli.main import main
 
     out = tmp_path_factory.mktemp("artifacts")
     status = main(

@@ -1,6 +1,6 @@
 """Training augmentation with PIL and numpy: random resized crop and horizontal flip.
 
-Evaluation does not live here: it is `model.preprocess.preprocess_image`, the very
+Evaluation does not live here: it is `core.preprocess.preprocess_image`, the very
 function the export and the service use, and both paths end in the same
 `normalise(image, spec)`, so the network sees identically scaled inputs everywhere.
 """
@@ -12,7 +12,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from model.preprocess import PreprocessSpec, normalise, preprocess_image
+from core.preprocess import PreprocessSpec, normalise, preprocess_image
 
 # Milder than torchvision's (0.08, 1): a run of minutes cannot learn from crops that
 # have lost the object, and the eval centre crop keeps about 80% of the image.

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model.errors import UserFacingError
-from model.preprocess import ImageDecodeError, decode_image
+from core.errors import UserFacingError
+from core.preprocess import ImageDecodeError, decode_image
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 # Above this many images only the paths are kept and each image is decoded when used.

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from core.preprocess import PreprocessSpec
 from model.data.augment import eval_transform, train_transform
 from model.data.folder import LabelledImages, read_image
-from model.preprocess import PreprocessSpec
 
 
 class ImageDataset(Dataset[tuple[torch.Tensor, int]]):

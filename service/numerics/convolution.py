@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from onnx import TensorProto, helper
 
+from core.runtime import CPU
 from service.numerics.errors import InvalidArgument, InvalidKernel
 from service.numerics.geometry import (
     MODES,
@@ -34,7 +35,7 @@ from service.numerics.geometry import (
     check_positive,
     output_shape,
 )
-from service.numerics.sessions import CPU, SessionCache, make_model
+from service.numerics.sessions import SessionCache, serialised_model
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -53,7 +54,7 @@ def _conv_graph(key: Hashable) -> bytes:
         helper.make_node("Pad", ["image", "pads"], ["padded"], mode="constant"),
         helper.make_node("Conv", ["padded", "kernel"], ["result"], strides=[key, key]),
     ]
-    return make_model(nodes, inputs, outputs, f"convolve_stride_{key}")
+    return serialised_model(nodes, inputs, outputs, f"convolve_stride_{key}")
 
 
 def as_image(image: npt.ArrayLike, what: str = "image") -> tuple[FloatArray, bool]:

@@ -17,10 +17,11 @@ from typing import Literal
 import numpy.typing as npt
 from onnx import TensorProto, helper
 
+from core.runtime import CPU
 from service.numerics.convolution import FloatArray, as_image
 from service.numerics.errors import InvalidArgument
 from service.numerics.geometry import check_choice, check_positive
-from service.numerics.sessions import CPU, SessionCache, make_model
+from service.numerics.sessions import SessionCache, serialised_model
 
 PoolOp = Literal["max", "avg"]
 POOL_OPS: tuple[PoolOp, ...] = ("max", "avg")
@@ -37,7 +38,7 @@ def _pool_graph(key: Hashable) -> bytes:
     node = helper.make_node(
         _ONNX_OPS[op], ["image"], ["result"], kernel_shape=[size, size], strides=[stride, stride]
     )
-    return make_model([node], inputs, outputs, f"{op}_pool_{size}_{stride}")
+    return serialised_model([node], inputs, outputs, f"{op}_pool_{size}_{stride}")
 
 
 class PoolingEngine:

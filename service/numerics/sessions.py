@@ -8,38 +8,29 @@ cache keeps one session per attribute set (creating one costs ~10 ms, running a
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 
 import onnx
 import onnxruntime as ort
-from onnx import helper
 
-log = logging.getLogger("service.numerics")
+from core.onnx_tools import make_model
+from core.runtime import CPU, TENSORRT, open_session, session_options
 
-OPSET = 17
-CPU = "CPUExecutionProvider"
 # TensorRT would build a new engine (seconds) for every new image or kernel shape;
 # CUDA runs dynamic shapes as they come, so the numerics never ask for TensorRT.
-_SKIPPED_PROVIDERS = frozenset({"TensorrtExecutionProvider"})
+_SKIPPED_PROVIDERS = frozenset({TENSORRT})
 
 
-def make_model(
+def serialised_model(
     nodes: list[onnx.NodeProto],
     inputs: list[onnx.ValueInfoProto],
     outputs: list[onnx.ValueInfoProto],
     name: str,
 ) -> bytes:
     """A checked, serialised ONNX model of one small graph."""
-    graph = helper.make_graph(nodes, name, inputs, outputs)
-    model = helper.make_model(
-        graph, producer_name="alexnet-serving", opset_imports=[helper.make_opsetid("", OPSET)]
-    )
-    model.ir_version = 8  # readable by every onnxruntime release since 1.14
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return make_model(nodes, inputs, outputs, name).SerializeToString()
 
 
 def usable_providers(providers: Sequence[str]) -> list[str]:
@@ -61,14 +52,8 @@ class SessionCache:
     ) -> None:
         self._build = build
         self._providers = usable_providers(providers)
-        self._options = ort.SessionOptions()
-        self._options.inter_op_num_threads = 1
-        if intra_op_threads:
-            self._options.intra_op_num_threads = intra_op_threads
         # Idle threads must not spin: these sessions share the cores with the model's.
-        self._options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # Warnings only say that shape-computing nodes run on the CPU beside a GPU.
-        self._options.log_severity_level = 3
+        self._options = session_options(intra_op_threads)
         self._capacity = capacity
         self._sessions: OrderedDict[Hashable, ort.InferenceSession] = OrderedDict()
         self._lock = threading.Lock()
@@ -92,16 +77,8 @@ class SessionCache:
             return session
 
     def _create(self, model: bytes) -> ort.InferenceSession:
-        try:
-            return ort.InferenceSession(model, self._options, providers=self._providers)
-        except Exception as exc:
-            if self._providers == [CPU]:
-                raise
-            # Never fail a request for lack of a GPU: from now on, the CPU only.
-            log.warning(
-                "numerics session failed on %s (%s); using the CPU",
-                self._providers[0],
-                str(exc).splitlines()[0] if str(exc) else exc,
-            )
+        session = open_session(model, self._providers, self._options)
+        if session.get_providers()[0] == CPU and self._providers[0] != CPU:
+            # A GPU provider failed to start (open_session logged why): the CPU from now on.
             self._providers = [CPU]
-            return ort.InferenceSession(model, self._options, providers=self._providers)
+        return session

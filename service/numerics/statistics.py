@@ -1,4 +1,4 @@
-"""Summaries and pictures of arrays: convolution and pooling results, layer activations.
+"""Summaries of arrays: convolution and pooling results, layer activations.
 
 `summarise` reads the array once, in chunks of a million values, merging each
 chunk's float64 mean and squared deviations (Chan et al.'s parallel formula), so
@@ -8,11 +8,8 @@ results are exact to float64 rounding and memory stays bounded for any size.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
 from service.numerics.errors import InvalidArgument
 
@@ -61,41 +58,3 @@ def top_channels(activation: npt.ArrayLike, k: int) -> list[dict[str, int | floa
     means = values.reshape(len(values), -1).mean(axis=1, dtype=np.float64)
     order = np.argsort(-means, kind="stable")[:k]
     return [{"channel": int(c), "mean": float(means[c])} for c in order]
-
-
-def to_uint8(array: npt.ArrayLike) -> npt.NDArray[np.uint8]:
-    """The array scaled linearly to 0-255: its min to 0, its max to 255; constant -> all 0.
-
-    A (3, H, W) array is scaled jointly (one min and max over all channels), so
-    the colours keep their relative strength; a constant array is drawn black,
-    as the activation pictures draw a dead channel.
-    """
-    values = np.array(array, dtype=np.float32)  # the one working copy, scaled in place
-    if values.size == 0:
-        return np.zeros(values.shape, dtype=np.uint8)
-    low, high = float(values.min()), float(values.max())
-    if not (np.isfinite(low) and np.isfinite(high)):  # NaN spreads to min and max
-        raise InvalidArgument("cannot draw an array holding NaN or infinity")
-    if high == low:
-        return np.zeros(values.shape, dtype=np.uint8)
-    scale = 255.0 / (high - low)  # float64, and x * scale - low * scale cannot overflow
-    values *= scale
-    values -= low * scale
-    np.rint(values, out=values)
-    return np.clip(values, 0, 255, out=values).astype(np.uint8)
-
-
-def to_png_bytes(array: npt.ArrayLike) -> bytes:
-    """A PNG of a 2-D (grey) or (3, H, W) (RGB) array, scaled for viewing by `to_uint8`."""
-    values = np.asarray(array)
-    if values.ndim == 3 and values.shape[0] == 1:
-        values = values[0]
-    if not (values.ndim == 2 or (values.ndim == 3 and values.shape[0] == 3)) or values.size == 0:
-        raise InvalidArgument(f"a picture needs a 2-D or (3, rows, cols) array, not {values.shape}")
-    pixels = to_uint8(values)
-    image = Image.fromarray(
-        pixels if pixels.ndim == 2 else np.ascontiguousarray(pixels.transpose(1, 2, 0))
-    )
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)  # speed over a few percent of size
-    return buffer.getvalue()

@@ -15,7 +15,8 @@ from PIL import Image
 from service.errors import BadInput, TooLarge
 from service.numerics.efficiency import efficiency
 from service.numerics.kernels import PRESETS, parse_kernel, preset
-from service.numerics.statistics import summarise, to_png_bytes
+from service.numerics.statistics import summarise
+from service.pictures import array_png
 from service.state import ServiceState, StateDep
 from service.uploads import decode_upload, read_uploads
 
@@ -60,7 +61,7 @@ async def _load(image: UploadFile, color: Color, state: ServiceState) -> np.ndar
 def _respond(result: np.ndarray, fmt: Format, details: dict[str, Any]) -> Response | dict[str, Any]:
     if fmt == "png":
         return Response(
-            to_png_bytes(result),
+            array_png(result),
             media_type="image/png",
             headers={"X-Output-Shape": ",".join(map(str, result.shape))},
         )

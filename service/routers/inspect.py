@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from service.errors import BadInput, TooLarge
 from service.numerics.statistics import summarise, top_channels
-from service.render import feature_grid_png
+from service.pictures import feature_grid_png
 from service.state import StateDep
 from service.uploads import preprocess_uploads, read_uploads
 
@@ -86,7 +86,7 @@ async def activations(
         chosen = parse_channels(channels, activation.shape[0]) if activation.ndim == 3 else []
         return Response(feature_grid_png(activation, chosen), media_type="image/png")
     return {
-        "model": state.artifacts.manifest["name"],
+        "model": state.artifacts.manifest.name,
         "input_shape": state.artifacts.input_shape,
         "layers": {
             name: {

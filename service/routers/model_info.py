@@ -15,9 +15,9 @@ router = APIRouter(prefix="/v1", tags=["model"])
 async def model_info(state: StateDep) -> dict[str, Any]:
     """Labels, input, preprocessing, the layer table and the execution provider in use."""
     engine = state.require_engine()
-    manifest = engine.artifacts.manifest
+    manifest = engine.artifacts.manifest.model_dump(mode="json", exclude_none=True)
     return {
-        **{key: value for key, value in manifest.items() if key != "files"},
+        **manifest,
         "files": {
             k: {"path": v["path"], "sha256": v["sha256"]} for k, v in manifest["files"].items()
         },

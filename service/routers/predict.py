@@ -46,10 +46,9 @@ async def predict(
         ImageResult(
             filename=upload.filename,
             predictions=[
-                Prediction(**p)  # type: ignore[arg-type]
-                for p in top_k(out["logits"], labels, top_k_)
+                Prediction.model_validate(p) for p in top_k(out["logits"], labels, top_k_)
             ],
         )
         for upload, out in zip(image, outputs, strict=True)
     ]
-    return PredictResponse(model=state.artifacts.manifest["name"], results=results)
+    return PredictResponse(model=state.artifacts.manifest.name, results=results)

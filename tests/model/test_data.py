@@ -11,6 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
+from core.errors import UserFacingError
+from core.preprocess import PreprocessSpec, preprocess_image
 from model.data.augment import CROP_SCALE, random_crop_box, train_transform
 from model.data.folder import (
     LabelledImages,
@@ -21,8 +23,6 @@ from model.data.folder import (
 )
 from model.data.loader import ImageDataset, epoch_loader
 from model.data.shapes import SHAPE_CLASSES, generate_image, generate_images, write_shapes_dataset
-from model.errors import UserFacingError
-from model.preprocess import PreprocessSpec, preprocess_image
 
 SPEC = PreprocessSpec.for_input(227)
 

@@ -12,9 +12,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from cli.main import main
+from core.preprocess import preprocess_bytes
 from model.checkpoint import load_model
-from model.cli import main
-from model.preprocess import preprocess_bytes
 from service.artifacts import ArtifactError, load_artifacts
 from tests.support import DESIGN_LAYERS as LAYERS
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from model.errors import UserFacingError
+from core.errors import UserFacingError
 from model.torchvision_compat import imagenet_labels, load_torchvision_model
 
 

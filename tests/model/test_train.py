@@ -12,14 +12,14 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from cli.main import main
+from core.preprocess import PreprocessSpec
 from model.architecture import paper_alexnet, torchvision_alexnet
 from model.checkpoint import checkpoint_dict, read_checkpoint, save_checkpoint
-from model.cli import main
 from model.data.augment import eval_transform
 from model.data.folder import SkippedImageWarning
 from model.data.shapes import SHAPE_CLASSES, generate_images, write_shapes_dataset
 from model.network import AlexNet
-from model.preprocess import PreprocessSpec
 from model.train import make_optimizer, start_classifier_small
 from model.train_config import TrainConfig
 from model.training_loop import CLIP_NORM, WARMUP, Clock, Schedule

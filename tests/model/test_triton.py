@@ -19,7 +19,8 @@ import pytest
 from google.protobuf import text_format
 from onnx import TensorProto, helper, numpy_helper
 
-from model.errors import UserFacingError
+from core.errors import UserFacingError
+from core.manifest import InputTensor, Layer, Manifest, read_manifest
 from model.triton import write_triton_repository
 
 LABELS = [f"class {i}" for i in range(10)]
@@ -78,16 +79,52 @@ def tiny_onnx(path: Path, *, batch: str | int = "N") -> Path:
     return path
 
 
-def tiny_manifest(**changes: Any) -> dict[str, Any]:
-    manifest = {
-        "name": "tiny",
-        "version": "3",
-        "input": {"name": "input", "shape": [3, 227, 227]},
-        "labels": LABELS,
-        "layers": [{"name": "conv1", "output_shape": [96, 55, 55]}],
-    }
-    manifest.update(changes)
-    return manifest
+CONV1 = {
+    "name": "conv1",
+    "type": "conv",
+    "kernel": 11,
+    "stride": 4,
+    "padding": 0,
+    "groups": 1,
+    "in_channels": 3,
+    "channels": 96,
+    "output_shape": [96, 55, 55],
+    "parameters": 96 * 3 * 11 * 11,
+    "multiply_adds": 96 * 55 * 55 * 3 * 11 * 11,
+    "receptive_field": 11,
+    "jump": 4,
+}
+
+
+def tiny_manifest(**changes: Any) -> Manifest:
+    """A valid manifest of the tiny model, with `changes` applied unchecked (as a manifest
+    from another export would be: each part valid, the whole not matching the graph)."""
+    manifest = Manifest.model_validate(
+        {
+            "name": "tiny",
+            "version": "3",
+            "variant": "tiny",
+            "opset": 17,
+            "files": {"fp32": {"path": "tiny.onnx", "sha256": "0" * 64, "bytes": 0}},
+            "input": {"name": "input", "shape": [3, 227, 227], "dtype": "float32"},
+            "outputs": ["logits", "conv1"],
+            "preprocess": {"crop": 227},
+            "labels": LABELS,
+            "num_classes": len(LABELS),
+            "parameters": CONV1["parameters"],
+            "layers": [CONV1],
+            "training": {"dataset": "none"},
+        }
+    )
+    return manifest.model_copy(update=changes)
+
+
+def _input(shape: list[int], name: str = "input") -> InputTensor:
+    return InputTensor(name=name, shape=tuple(shape), dtype="float32")  # type: ignore[arg-type]
+
+
+def _layer(name: str, shape: list[int]) -> Layer:
+    return Layer.model_validate({**CONV1, "name": name, "output_shape": shape})
 
 
 @pytest.fixture
@@ -153,11 +190,11 @@ def test_parser_is_strict(tiny_model: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"input": {"name": "input", "shape": [3, 224, 224]}}, "inputs"),
-        ({"input": {"name": "data", "shape": [3, 227, 227]}}, "inputs"),
+        ({"input": _input([3, 224, 224])}, "inputs"),
+        ({"input": _input([3, 227, 227], name="data")}, "inputs"),
         ({"labels": LABELS[:9]}, "logits"),
-        ({"layers": [{"name": "conv1", "output_shape": [96, 27, 27]}]}, "conv1"),
-        ({"layers": [{"name": "conv2", "output_shape": [256, 27, 27]}]}, "conv2"),
+        ({"layers": [_layer("conv1", [96, 27, 27])]}, "conv1"),
+        ({"layers": [_layer("conv2", [256, 27, 27])]}, "conv2"),
         ({"labels": [*LABELS[:9], "two\nlines"]}, "line break"),
         ({"name": "../escape"}, "model name"),
     ],
@@ -179,7 +216,9 @@ def test_fixed_batch_axis_is_refused(tmp_path: Path) -> None:
 def test_exported_alexnet(exported_artifacts: Path, tmp_path: Path) -> None:
     """The project's own export: every layer of the manifest is an output with its shape."""
     manifest = json.loads((exported_artifacts / "manifest.json").read_text())
-    folder = write_triton_repository(exported_artifacts / "alexnet.onnx", manifest, tmp_path)
+    folder = write_triton_repository(
+        exported_artifacts / "alexnet.onnx", read_manifest(exported_artifacts), tmp_path
+    )
 
     config = parse_config(folder / "config.pbtxt")
     outputs = {t.name: list(t.dims) for t in config.output}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
@@ -23,8 +23,10 @@ class RecordingModel:
         self.fail = fail
         self.release = threading.Event()
         self.release.set()
+        self.entered = threading.Event()  # set when the inference thread has taken a batch
 
     def __call__(self, batch: np.ndarray, outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        self.entered.set()
         self.release.wait()
         time.sleep(self.delay_s)
         self.batches.append((len(batch), tuple(outputs)))
@@ -39,6 +41,20 @@ def tensor(value: float) -> np.ndarray:
 
 def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the event loop run other tasks until `condition` holds (no clock involved)."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
+async def entered(model: RecordingModel) -> None:
+    """Until the inference thread has taken a batch and waits at the model's gate."""
+    assert await asyncio.to_thread(model.entered.wait, 30)
 
 
 async def _with_batcher(model: RecordingModel, body, **options):  # type: ignore[no-untyped-def]
@@ -99,18 +115,18 @@ def test_the_window_stays_open_for_a_caller_still_on_its_way() -> None:
 
     async def body(batcher: DynamicBatcher) -> float:
         started = time.monotonic()
-
-        async def late_companion() -> None:
-            await asyncio.sleep(0.3)
-            await batcher.submit([tensor(2)], ("y",), timeout_s=5)
-
-        await asyncio.gather(batcher.submit([tensor(1)], ("y",), timeout_s=5), late_companion())
+        first = asyncio.ensure_future(batcher.submit([tensor(1)], ("y",), timeout_s=5))
+        await until(lambda: batcher.depth == 1)
+        for _ in range(20):  # the worker takes its turns: a closed window would run it now
+            await asyncio.sleep(0)
+        await batcher.submit([tensor(2)], ("y",), timeout_s=5)
+        await first
         return time.monotonic() - started
 
     elapsed = run(_with_batcher(model, body, max_wait_s=5.0, callers_in_flight=lambda: in_flight))
     # Both ran together, as soon as the companion came rather than at the window's end.
     assert model.batches == [(2, ("y",))]
-    assert 0.25 < elapsed < 2.5
+    assert elapsed < 2.5
 
 
 def test_different_output_sets_never_share_a_batch() -> None:
@@ -133,9 +149,9 @@ def test_full_queue_is_refused_at_once() -> None:
 
     async def body(batcher: DynamicBatcher) -> None:
         waiting = asyncio.ensure_future(batcher.submit([tensor(0)] * 4, ("y",), timeout_s=5))
-        await asyncio.sleep(0.1)  # first batch taken by the stalled worker
+        await entered(model)  # the first batch is held by the stalled worker
         queued = asyncio.ensure_future(batcher.submit([tensor(1)] * 4, ("y",), timeout_s=5))
-        await asyncio.sleep(0.01)
+        await until(lambda: batcher.depth == 4)
         with pytest.raises(Overloaded):
             await batcher.submit([tensor(2)], ("y",), timeout_s=5)
         model.release.set()
@@ -150,15 +166,17 @@ def test_deadline_gives_504_and_drops_the_work() -> None:
 
     async def body(batcher: DynamicBatcher) -> None:
         first = asyncio.ensure_future(batcher.submit([tensor(0)], ("y",), timeout_s=5))
-        await asyncio.sleep(0.1)
+        await entered(model)
         with pytest.raises(DeadlineExceeded):
             await batcher.submit([tensor(1)], ("y",), timeout_s=0.2)
         model.release.set()
         await first
-        await asyncio.sleep(0.1)
+        # Batches run one after another: once a later request is answered, the expired one
+        # has been dropped or run.
+        await batcher.submit([tensor(2)], ("z",), timeout_s=5)
 
     run(_with_batcher(model, body, max_batch_size=1))
-    assert model.batches == [(1, ("y",))]  # the expired request never ran
+    assert model.batches == [(1, ("y",)), (1, ("z",))]  # the expired request never ran
 
 
 def test_inference_failure_fails_that_batch_only() -> None:

@@ -10,8 +10,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from model.preprocess import PreprocessSpec, preprocess_bytes
-from service.providers import nvidia_driver_present
+from core.preprocess import PreprocessSpec, preprocess_bytes
+from core.runtime import nvidia_driver_present
 from tests.support import RunningServer, running_server
 
 CUDA = "CUDAExecutionProvider"
@@ -27,7 +27,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def fp16_artifacts(tmp_path_factory: pytest.TempPathFactory, checkpoint_path: Path) -> Path:
     """The seeded model exported with its fp16 variant, by the project's own `alexnet export`."""
-    from model.cli import main
+    from cli.main import main
 
     out = tmp_path_factory.mktemp("artifacts-fp16")
     assert main(["export", "--checkpoint", str(checkpoint_path), "--out", str(out), "--fp16"]) == 0
@@ -57,7 +57,7 @@ def test_fp16_on_cuda_matches_fp32_on_cpu(
     info = httpx.get(f"{gpu_server.url}/v1/model", timeout=30).json()
     assert info["provider"] == CUDA, info["provider"]
     assert info["precision"] == "fp16"
-    spec = PreprocessSpec.from_dict(info["preprocess"])
+    spec = PreprocessSpec.model_validate(info["preprocess"])
     batch = np.stack([preprocess_bytes(blob, spec) for blob in photos.values()])
     body = {
         "inputs": [

@@ -132,7 +132,7 @@ def _strip_preprocess_is_bounded(width: int, height: int) -> None:
     script = (
         "import io, resource, numpy as np\n"
         "from PIL import Image\n"
-        "from model.preprocess import PreprocessSpec, preprocess_bytes\n"
+        "from core.preprocess import PreprocessSpec, preprocess_bytes\n"
         "blob = io.BytesIO()\n"
         f"Image.new('RGB', ({width}, {height}), (9, 99, 199)).save(blob, 'PNG')\n"
         "resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))\n"

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from model.preprocess import preprocess_bytes
+from core.preprocess import preprocess_bytes
 from service.artifacts import load_artifacts
 from tests.support import DESIGN_LAYERS as LAYERS
 from tests.support import RunningServer

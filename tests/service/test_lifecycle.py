@@ -60,10 +60,9 @@ Outcome = tuple[float, float, str]  # began, ended, what happened
 
 
 def _classify(
-    url: str, image: bytes, sigterm_at: list[float], stop: threading.Event
-) -> list[Outcome]:
-    """Post on fresh connections until refused after SIGTERM; every outcome, with its times."""
-    outcomes: list[Outcome] = []
+    url: str, image: bytes, sigterm_at: list[float], stop: threading.Event, outcomes: list[Outcome]
+) -> None:
+    """Post on fresh connections until refused after SIGTERM; record every outcome and its times."""
     files = {"image": ("a.jpg", image)}
     with httpx.Client(timeout=60, limits=httpx.Limits(max_keepalive_connections=0)) as client:
         while not stop.is_set():
@@ -73,7 +72,7 @@ def _classify(
             except httpx.ConnectError:
                 outcomes.append((began, time.monotonic(), "refused"))
                 if sigterm_at:
-                    return outcomes
+                    return
                 continue
             except httpx.TransportError as exc:
                 outcomes.append((began, time.monotonic(), f"transport: {exc}"))
@@ -84,7 +83,6 @@ def _classify(
             else:
                 what = f"{response.status_code}: {response.text[:120]}"
             outcomes.append((began, time.monotonic(), what))
-    return outcomes
 
 
 @pytest.mark.slow
@@ -98,13 +96,16 @@ def test_sigterm_under_load_loses_no_accepted_request(
         stop = threading.Event()
         results: list[list[Outcome]] = [[] for _ in range(8)]
 
-        def client(index: int) -> None:
-            results[index] = _classify(running.url, photos["astronaut"], sigterm_at, stop)
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        threads = [
+            threading.Thread(
+                target=_classify, args=(running.url, photos["astronaut"], sigterm_at, stop, out)
+            )
+            for out in results
+        ]
         for thread in threads:
             thread.start()
-        time.sleep(3)
+        # Under way: every client has had answers, so the server is busy with the next ones.
+        wait_for(lambda: all(len(out) >= 2 for out in results), timeout_s=120)
         sigterm_at.append(time.monotonic())
         running.process.send_signal(signal.SIGTERM)
         running.process.wait(timeout=30)

@@ -18,8 +18,9 @@ import onnx
 import pytest
 from onnx import numpy_helper
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
-from model.preprocess import PreprocessSpec, decode_image, resize_and_crop
+from core.preprocess import PreprocessSpec, decode_image, resize_and_crop
 from tests.support import RunningServer, encode, running_server
 
 try:
@@ -179,6 +180,17 @@ def upload(seen: Visit, name: str, data: bytes, mime: str) -> None:
     expect(seen.page.locator("#current")).to_contain_text(f"Using {name}")
 
 
+def activation_requests(server: RunningServer) -> float:
+    """POST /v1/activations answered so far, from the server's own metrics."""
+    text = httpx.get(f"{server.url}/metrics").text
+    samples = (s for f in text_string_to_metric_families(text) for s in f.samples)
+    return sum(
+        s.value
+        for s in samples
+        if s.name == "alexnet_http_requests_total" and s.labels["route"] == "/v1/activations"
+    )
+
+
 def api(server: RunningServer, path: str, data: bytes, name: str, **form: str) -> Any:
     response = httpx.post(
         f"{server.url}{path}", files={"image": (name, data)}, data=form, timeout=60
@@ -200,7 +212,7 @@ def test_predict_shows_the_crop_and_the_api_ranking(
     )
     # The canvas is the manifest's crop of the photo, as the service's own preprocessing cuts it.
     model = httpx.get(f"{server.url}/v1/model").json()
-    spec = PreprocessSpec.from_dict(model["preprocess"])
+    spec = PreprocessSpec.model_validate(model["preprocess"])
     reference = np.asarray(resize_and_crop(decode_image(photos["chelsea"]), spec), np.float64)
     pixels = page.evaluate("""(c => [c.width, c.height, Array.from(c.getContext('2d')
         .getImageData(0, 0, c.width, c.height).data)])(document.getElementById('network-view'))""")
@@ -221,6 +233,7 @@ def test_explorer_shows_conv1_maps_and_receptive_fields(
     page = desk.page
     model = httpx.get(f"{server.url}/v1/model").json()
     conv1 = next(layer for layer in model["layers"] if layer["name"] == "conv1")
+    runs_before = activation_requests(server)
     page.click("#tab-explore")
     expect(page.locator("#layers button.layer")).to_have_count(len(model["layers"]))
     expect(page.locator("#layers button.layer").first).to_contain_text("sees 11 px, jump 4")
@@ -233,6 +246,9 @@ def test_explorer_shows_conv1_maps_and_receptive_fields(
     top_channels = [str(t["channel"]) for t in stats["layers"]["conv1"]["top_channels"]]
     chips = [re.compile(rf"^#{channel} \(") for channel in top_channels]
     expect(page.locator("#top-channels .chip")).to_have_text(chips)
+    # The page computes the statistics from the raw maps it fetched: the API's figures.
+    sparsity = stats["layers"]["conv1"]["sparsity"]
+    expect(page.locator("#layer-stats")).to_contain_text(f"{sparsity * 100:.1f} %")
     page.locator("#map-grid .map").nth(7).click()
     expect(page.locator("#unit-title")).to_have_text("conv1, channel 7")
 
@@ -265,6 +281,9 @@ def test_explorer_shows_conv1_maps_and_receptive_fields(
     expect(page.locator("#unit-text")).to_contain_text("outside the image")
     page.click("#layers button.layer >> text=fc6")
     expect(page.locator("#grid-caption")).to_contain_text("4096 units")
+    # One model run per layer shown (conv1, conv2, fc6), as the server counted them, besides
+    # the test's own request for conv1's statistics.
+    assert activation_requests(server) - runs_before == 3 + 1
     desk.assert_clean()
 
 

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
-from model.preprocess import preprocess_bytes
+from core.preprocess import preprocess_bytes
 from service.artifacts import load_artifacts
 from service.classify import softmax
 from tests.support import DESIGN_LAYERS, RunningServer

@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import random
+import select
 import socket
 import time
 from collections import Counter
@@ -85,10 +86,14 @@ def test_a_departed_client_frees_its_queue_slot_and_costs_no_inference(
     assert model.batches == [1, 1]  # the first and the late request; the departed never ran
 
 
+def _readable(sock: socket.socket) -> bool:
+    return bool(select.select([sock], [], [], 0)[0])
+
+
 def test_a_client_gone_mid_upload_costs_nothing_and_logs_no_traceback(
     model_engine: Engine, photos: dict[str, bytes], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with serve_in_thread(model_engine) as (url, _, model, _):
+    with serve_in_thread(model_engine) as (url, state, model, _):
         address = ("127.0.0.1", int(url.rsplit(":", 1)[1]))
         for path, kind in [
             (INFER_PATH, "application/json"),
@@ -97,7 +102,10 @@ def test_a_client_gone_mid_upload_costs_nothing_and_logs_no_traceback(
             with socket.create_connection(address) as sock:
                 head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {kind}; boundary=b\r\n"
                 sock.sendall(head.encode() + b"Content-Length: 100000\r\n\r\n" + b"x" * 5000)
-                time.sleep(0.2)  # the handler is reading the body when the client goes
+                # The client goes once the app holds the request (its body still arriving), or
+                # has already answered it (the multipart parser may refuse the x's at once).
+                wait_for(lambda: state.in_flight.count == 1 or _readable(sock))
+            wait_for(lambda: state.in_flight.count == 0)
         files = {"image": ("a.jpg", photos["camera"])}
         assert httpx.post(f"{url}/v1/predict", files=files, timeout=60).status_code == 200
     assert model.batches == [1]

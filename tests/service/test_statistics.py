@@ -1,16 +1,13 @@
-"""summarise, top_channels and the PNG pictures, against numpy and Pillow."""
+"""summarise and top_channels against numpy."""
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
-from PIL import Image
 
 from service.numerics import statistics
 from service.numerics.errors import InvalidArgument
-from service.numerics.statistics import summarise, to_png_bytes, to_uint8, top_channels
+from service.numerics.statistics import summarise, top_channels
 
 
 def expected_summary(array: np.ndarray) -> dict[str, float]:
@@ -99,67 +96,3 @@ def test_top_channels_of_a_vector_and_against_numpy() -> None:
 def test_top_channels_rejects_bad_input(shape: tuple[int, ...], k: int) -> None:
     with pytest.raises(InvalidArgument):
         top_channels(np.ones(shape), k)
-
-
-def decode(png: bytes) -> Image.Image:
-    assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    image = Image.open(io.BytesIO(png))
-    image.load()
-    return image
-
-
-def test_grey_png_round_trip_spans_0_to_255() -> None:
-    array = np.random.default_rng(3).uniform(-5, 7, (28, 32)).astype(np.float32)
-    image = decode(to_png_bytes(array))
-    assert image.mode == "L"
-    assert image.size == (32, 28)  # Pillow says (width, height)
-    pixels = np.asarray(image)
-    assert pixels.min() == 0 and pixels.max() == 255
-    expected = np.rint((array.astype(np.float64) - array.min()) / np.ptp(array) * 255)
-    assert np.abs(pixels.astype(int) - expected).max() <= 1
-
-
-def test_linear_scaling_by_hand() -> None:
-    np.testing.assert_array_equal(to_uint8(np.array([[-2.0, 0.0, 2.0, 8.0]])), [[0, 51, 102, 255]])
-
-
-def test_rgb_png_is_scaled_jointly_across_channels() -> None:
-    array = np.zeros((3, 4, 5), np.float32)
-    array[0, 0, 0] = 1.0  # red reaches the global max
-    array[1, 0, 0] = 0.5  # green only half way: it must stay half as bright
-    image = decode(to_png_bytes(array))
-    assert image.mode == "RGB"
-    assert image.size == (5, 4)
-    pixels = np.asarray(image)
-    assert pixels.shape == (4, 5, 3)
-    assert tuple(pixels[0, 0]) == (255, 128, 0)
-    assert pixels[1:].max() == 0
-
-
-@pytest.mark.parametrize("value", [0.0, 7.5])
-def test_a_constant_array_is_drawn_black(value: float) -> None:
-    pixels = np.asarray(decode(to_png_bytes(np.full((3, 6), value, np.float32))))
-    assert pixels.shape == (3, 6) and not pixels.any()
-
-
-def test_a_single_channel_stack_is_grey() -> None:
-    assert decode(to_png_bytes(np.arange(12.0).reshape(1, 3, 4))).mode == "L"
-
-
-@pytest.mark.parametrize(
-    ("array", "message"),
-    [
-        (np.ones((4, 3, 3)), "2-D or"),
-        (np.ones(5), "2-D or"),
-        (np.zeros((0, 3)), "2-D or"),
-        (np.array([[1.0, np.nan]]), "NaN or infinity"),
-        (np.array([[1.0, np.inf]]), "NaN or infinity"),
-    ],
-)
-def test_png_rejects_what_it_cannot_draw(array: np.ndarray, message: str) -> None:
-    with pytest.raises(InvalidArgument, match=message):
-        to_png_bytes(array)
-
-
-def test_extreme_values_do_not_overflow() -> None:
-    np.testing.assert_array_equal(to_uint8(np.array([-3e38, 0.0, 3e38], np.float32)), [0, 128, 255])

@@ -16,7 +16,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from model.preprocess import PreprocessSpec, preprocess_bytes
+from core.preprocess import PreprocessSpec, preprocess_bytes
 from tests.support import DESIGN_LAYERS as LAYERS
 from tests.support import RunningServer
 
@@ -50,7 +50,7 @@ def reference(exported_artifacts: Path) -> ort.InferenceSession:
 
 @pytest.fixture(scope="module")
 def spec(manifest: dict[str, Any]) -> PreprocessSpec:
-    return PreprocessSpec.from_dict(manifest["preprocess"])
+    return PreprocessSpec.model_validate(manifest["preprocess"])
 
 
 @pytest.fixture(scope="module")

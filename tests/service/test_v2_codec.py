@@ -18,8 +18,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from service.errors import BadInput, TooLarge
-from service.v2_codec import UnsupportedEncoding, decompress, parse_infer_request
-from service.v2_encode import classify, encode_infer_response
+from service.v2.codec import (
+    UnsupportedEncoding,
+    classify,
+    decompress,
+    encode_infer_response,
+    parse_infer_request,
+)
 
 LIMIT = 1_000_000
 

@@ -4,6 +4,7 @@ import { busy, decimal, fillStats, imageForm, request, shapeText, short, showErr
 import { drawMap, range } from "./imaging.js";
 import { parseNpz } from "./npz.js";
 import { receptiveFields } from "./fields.js";
+import { summarise } from "./summary.js";
 import { UnitView } from "./unitview.js";
 
 const $ = (id) => document.getElementById(id);
@@ -111,15 +112,22 @@ export class Explorer {
     }
   }
 
-  /** POST /v1/activations twice for one layer: json (statistics) and npz (the numbers). */
-  async activations(name) {
+  /**
+   * One POST /v1/activations per layer and image (npz: the numbers); the statistics come from
+   * them. The promise is cached, so a second click while the first answer is on its way waits
+   * for that answer instead of running the model again.
+   */
+  activations(name) {
     const cache = this.cache;
     if (!cache.has(name)) {
-      const ask = (format, as) => request("/v1/activations",
-        { form: imageForm(this.image, { layers: name, format }), as });
-      const [stats, npz] = await Promise.all([ask("json", "json"), ask("npz", "arrayBuffer")]);
-      const arrays = await parseNpz(npz);
-      cache.set(name, { stats: stats.layers[name], array: arrays.get(name) });
+      const answer = request("/v1/activations",
+        { form: imageForm(this.image, { layers: name, format: "npz" }), as: "arrayBuffer" })
+        .then(async (npz) => {
+          const array = (await parseNpz(npz)).get(name);
+          return { stats: summarise(array), array };
+        });
+      answer.catch(() => cache.delete(name)); // a failure is not kept: the next click retries
+      cache.set(name, answer);
     }
     return cache.get(name);
   }

@@ -3,6 +3,7 @@
 import { decimal, fillStats } from "./api.js";
 import { drawMap, enlarge } from "./imaging.js";
 import { clip, unitWindow } from "./fields.js";
+import { describe } from "./summary.js";
 
 const $ = (id) => document.getElementById(id);
 const MAP_SIDE = 340; // CSS pixels the big map aims for
@@ -48,18 +49,9 @@ export class UnitView {
   }
 
   describeChannel(values) {
-    let sum = 0;
-    let zeros = 0;
-    let low = Infinity;
-    let high = -Infinity;
-    for (const v of values) {
-      sum += v;
-      if (v === 0) zeros += 1;
-      low = Math.min(low, v);
-      high = Math.max(high, v);
-    }
-    fillStats($("channel-stats"), [["mean", decimal(sum / values.length)], ["min", decimal(low)],
-      ["max", decimal(high)], ["zeros", `${((zeros / values.length) * 100).toFixed(1)} %`]]);
+    const { mean, min, max, sparsity } = describe(values);
+    fillStats($("channel-stats"), [["mean", decimal(mean)], ["min", decimal(min)],
+      ["max", decimal(max)], ["zeros", `${(sparsity * 100).toFixed(1)} %`]]);
   }
 
   onKey(event) {

@@ -1,7 +1,7 @@
 """The Open Inference Protocol (KServe v2) over HTTP, so tritonclient and KServe work unchanged.
 
 Health, server and model metadata, and inference with JSON tensors or the binary
-tensor extension (the codec is service/v2_codec.py). Inference runs through the
+tensor extension (the codec is service/v2/codec.py). Inference runs through the
 same dynamic batcher as /v1/predict. The model's one input, `input`, takes FP32
 tensors [N, 3, H, W] already preprocessed as the manifest says or, as an
 extension, BYTES of encoded images (shape [N] or [N, 1]) that are preprocessed
@@ -17,12 +17,18 @@ import numpy as np
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from service.engine import Engine
+from service.engine import Engine, TensorInfo
 from service.errors import BadInput, NotFound, TooLarge
 from service.state import ServiceState, StateDep
 from service.uploads import preprocess_blobs
-from service.v2_codec import InferRequest, RequestedOutput, decompress, parse_infer_request
-from service.v2_encode import classify, encode_infer_response
+from service.v2.codec import (
+    InferRequest,
+    RequestedOutput,
+    classify,
+    decompress,
+    encode_infer_response,
+    parse_infer_request,
+)
 
 router = APIRouter(prefix="/v2", tags=["v2 (KServe)"])
 
@@ -31,9 +37,6 @@ PLATFORM = "onnxruntime_onnx"
 EXTENSIONS = ["binary_tensor_data", "classification"]
 HEADER_LENGTH = "Inference-Header-Content-Length"
 NOT_READY: dict[int | str, dict[str, Any]] = {503: {"description": "not ready"}}
-# onnxruntime's element types, as in "tensor(float)", by their v2 datatype names.
-_ORT_TYPES = "float:FP32 float16:FP16 double:FP64 int64:INT64 int32:INT32 int8:INT8 uint8:UINT8"
-_ORT_DATATYPES = {f"tensor({k})": v for k, v in (p.split(":") for p in _ORT_TYPES.split())}
 
 
 def _model(state: ServiceState, name: str, version: str | None) -> Engine:
@@ -51,7 +54,7 @@ def _model(state: ServiceState, name: str, version: str | None) -> Engine:
 
 
 def _version(engine: Engine) -> str:
-    return str(engine.artifacts.manifest["version"])
+    return engine.artifacts.manifest.version
 
 
 def _ready(state: ServiceState) -> bool:
@@ -77,10 +80,8 @@ async def server_ready(state: StateDep) -> JSONResponse:
     return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
 
-def _tensor_metadata(node: Any) -> dict[str, Any]:
-    # The batch axis is dynamic (-1); a symbolic name elsewhere would be dynamic too.
-    shape = [-1 if i == 0 or not isinstance(d, int) else d for i, d in enumerate(node.shape)]
-    return {"name": node.name, "datatype": _ORT_DATATYPES.get(node.type, node.type), "shape": shape}
+def _tensor_metadata(tensor: TensorInfo) -> dict[str, Any]:
+    return {"name": tensor.name, "datatype": tensor.datatype, "shape": list(tensor.shape)}
 
 
 @router.get("/models/{name}")
@@ -88,13 +89,12 @@ def _tensor_metadata(node: Any) -> dict[str, Any]:
 async def model_metadata(state: StateDep, name: str, version: str | None = None) -> dict[str, Any]:
     """Name, versions, platform, and the input and every output (logits and each layer)."""
     engine = _model(state, name, version)
-    session = engine.session
     return {
         "name": name,
         "versions": [_version(engine)],
         "platform": PLATFORM,
-        "inputs": [_tensor_metadata(node) for node in session.get_inputs()],
-        "outputs": [_tensor_metadata(node) for node in session.get_outputs()],
+        "inputs": [_tensor_metadata(tensor) for tensor in engine.inputs],
+        "outputs": [_tensor_metadata(tensor) for tensor in engine.outputs],
     }
 
 
@@ -132,7 +132,7 @@ async def infer(
     engine = _model(state, name, version)
     batcher = state.require_batcher()
     settings = state.settings
-    raw = await _read_body(request, settings.max_v2_body_bytes)
+    raw = await request.body()  # its size is bounded by the body-limit middleware
     # Inflating and parsing megabytes of JSON would stall every other request on the loop.
     parsed = await asyncio.to_thread(
         _parse, raw, request.headers.get("content-encoding"), _header_length(request), state
@@ -178,20 +178,6 @@ def _encode(
             array = classify(array, output.classification, named)
         outputs.append((output.name, array, output.binary))
     return encode_infer_response(header, outputs)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The raw body whatever its Content-Type, refused (413) as soon as it passes `limit`."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"the request body is larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"the request body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _header_length(request: Request) -> int | None:

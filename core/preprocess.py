@@ -1,7 +1,7 @@
 """Image decoding and preprocessing shared by training, export and the service.
 
 Torch-free on purpose: the service imports this module, and the manifest's
-`preprocess` block is `PreprocessSpec.as_dict()`, so a client can reproduce the
+`preprocess` block is a `PreprocessSpec`, so a client can reproduce the
 input tensor exactly: EXIF orientation applied, converted to RGB, the shorter
 side resized to `resize` with `interpolation`, a centred `crop` x `crop` square
 cut out, scaled to [0, 1], then (x - mean) / std per channel, in CHW order.
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 # ImageNet's channel statistics: the torchvision weights expect them, and the
 # procedural data does not care which fixed statistics it is given.
@@ -36,38 +37,26 @@ class ImageDecodeError(ValueError):
     """The bytes are not an image Pillow can decode, or it is too large."""
 
 
-@dataclass(frozen=True)
-class PreprocessSpec:
-    """How an image becomes the network's input tensor."""
+Interpolation = Literal["bilinear", "bicubic", "nearest", "lanczos"]
+ORDER = "exif-transpose, RGB, resize shorter side, centre crop, /255, (x-mean)/std"
 
-    resize: int = 256
-    crop: int = 227
+
+class PreprocessSpec(BaseModel):
+    """How an image becomes the network's input tensor (the manifest's `preprocess`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resize: int = Field(256, ge=1, description="the shorter side is resized to this")
+    crop: int = Field(227, ge=1, description="side of the centred square cut out")
     mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    interpolation: str = "bilinear"
-    layout: str = field(default="NCHW")
+    std: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = IMAGENET_STD
+    interpolation: Interpolation = "bilinear"
+    layout: Literal["NCHW"] = "NCHW"
+    order: str = Field(ORDER, description="the steps, for people reading the manifest")
 
     @classmethod
     def for_input(cls, input_size: int) -> PreprocessSpec:
         return cls(resize=256, crop=input_size)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, object]) -> PreprocessSpec:
-        return cls(
-            resize=int(data["resize"]),  # type: ignore[call-overload]
-            crop=int(data["crop"]),  # type: ignore[call-overload]
-            mean=tuple(data["mean"]),  # type: ignore[arg-type]
-            std=tuple(data["std"]),  # type: ignore[arg-type]
-            interpolation=str(data.get("interpolation", "bilinear")),
-        )
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            **asdict(self),
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "order": "exif-transpose, RGB, resize shorter side, centre crop, /255, (x-mean)/std",
-        }
 
 
 def decode_image(

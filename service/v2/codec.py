@@ -1,7 +1,6 @@
 """Tensors of the Open Inference Protocol (KServe v2): JSON and binary forms, both ways.
 
-Pure functions with no HTTP in them; the /v2 router reads the raw body, hands it
-here and sends back what comes out. The binary tensor extension: the first
+Pure functions with no HTTP in them. The binary tensor extension: the first
 `Inference-Header-Content-Length` bytes of a body are the JSON header, and each
 tensor whose parameters carry `binary_data_size` takes that many bytes of what
 follows, in tensor order. A BYTES element is a 4-byte little-endian length and
@@ -17,12 +16,16 @@ import json
 import math
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
+from core.errors import one_line
 from service.errors import BadInput, ServiceError, TooLarge
+from service.v2.schema import InferRequestHeader, InputSpec
 
 # Fixed-size datatypes, little-endian on the wire; BYTES is handled on its own.
 _CODES = (
@@ -32,7 +35,6 @@ _CODES = (
 DTYPES: dict[str, np.dtype[Any]] = {
     name: np.dtype(code).newbyteorder("<") for name, code in (p.split(":") for p in _CODES.split())
 }
-DATATYPES = [*DTYPES, "BYTES"]
 # Which kinds of JSON numbers each datatype takes (an int is a fine float, not vice versa).
 _JSON_KINDS = {"b": "b", "u": "iu", "i": "iu", "f": "iuf"}
 _WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # 31: gzip framing; 15: zlib framing
@@ -46,7 +48,7 @@ class UnsupportedEncoding(ServiceError):
 
 @dataclass(frozen=True)
 class InputTensor:
-    """One decoded input: `data` has `shape` (an object array of bytes for BYTES)."""
+    """One decoded input: `data` has the request's shape (an object array of bytes for BYTES)."""
 
     name: str
     datatype: str
@@ -105,7 +107,7 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
 def parse_infer_request(
     body: bytes, header_length: int | None, *, max_elements: int
 ) -> InferRequest:
-    """Split, parse and check a request body: JSON header plus optional binary tensors."""
+    """Split, validate and decode a request body: JSON header plus optional binary tensors."""
     if header_length is None:
         header_length = len(body)
     if not 0 <= header_length <= len(body):
@@ -114,88 +116,44 @@ def parse_infer_request(
             f"has {len(body)} bytes"
         )
     try:
-        header = json.loads(body[:header_length], parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(f"the request is not valid JSON: {exc}") from None
-    except RecursionError:  # nested deeper than Python's parser goes
-        raise BadInput("the request is not valid JSON: nested far too deep") from None
-    if not isinstance(header, dict):
-        raise BadInput("the request must be a JSON object with 'inputs'")
-    inputs = header.get("inputs")
-    if not isinstance(inputs, list) or not inputs:
-        raise BadInput("the request has no 'inputs'; send a list of input tensors")
+        header = InferRequestHeader.model_validate_json(body[:header_length])
+    except ValidationError as exc:
+        raise BadInput(f"the request is not a valid inference request: {one_line(exc)}") from None
     binary = memoryview(body)[header_length:]
     offset, tensors = 0, []
-    for spec in inputs:
-        tensor, offset = _parse_input(spec, binary, offset, max_elements)
+    for spec in header.inputs:
+        tensor, offset = _decode_input(spec, binary, offset, max_elements)
         tensors.append(tensor)
     if offset != len(binary):
         raise BadInput(
             f"the body has {len(binary) - offset} bytes beyond the header and the "
             "binary_data_size of its inputs"
         )
-    parameters = _object(header.get("parameters"), "request parameters")
-    binary_output = bool(parameters.get("binary_data_output", False))
-    request_id = header.get("id")
-    return InferRequest(
-        id=None if request_id is None else str(request_id),
-        inputs=tensors,
-        outputs=_parse_outputs(header.get("outputs"), binary_output),
-        binary_output=binary_output,
-    )
+    binary_output = header.parameters.binary_data_output
+    outputs = None
+    if header.outputs:  # an empty list asks for the default outputs, as a missing one does
+        outputs = [
+            RequestedOutput(
+                output.name,
+                binary_output
+                if output.parameters.binary_data is None
+                else output.parameters.binary_data,
+                output.parameters.classification,
+            )
+            for output in header.outputs
+        ]
+    return InferRequest(header.id, tensors, outputs, binary_output)
 
 
-def _object(value: object, what: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise BadInput(f"{what} must be a JSON object")
-    return value
-
-
-def _parse_outputs(outputs: object, binary_default: bool) -> list[RequestedOutput] | None:
-    # An empty list asks for the default outputs, as a missing one does.
-    if outputs is None or outputs == []:
-        return None
-    if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
-        raise BadInput("'outputs' must be a list of objects with a 'name'")
-    parsed = []
-    for output in outputs:
-        name, parameters = output.get("name"), _object(output.get("parameters"), "parameters")
-        if not isinstance(name, str):
-            raise BadInput("every requested output needs a 'name'")
-        classes = parameters.get("classification", 0)
-        if not isinstance(classes, int) or isinstance(classes, bool) or classes < 0:
-            raise BadInput(f"output '{name}': 'classification' must be a count of classes")
-        binary = bool(parameters.get("binary_data", binary_default))
-        parsed.append(RequestedOutput(name, binary, classes))
-    return parsed
-
-
-def _parse_input(
-    spec: object, binary: memoryview, offset: int, max_elements: int
+def _decode_input(
+    spec: InputSpec, binary: memoryview, offset: int, max_elements: int
 ) -> tuple[InputTensor, int]:
-    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-        raise BadInput("every input must be an object with a 'name'")
-    name, datatype, shape = spec["name"], spec.get("datatype"), spec.get("shape")
-    if datatype not in DATATYPES:
-        raise BadInput(
-            f"input '{name}': datatype {datatype!r} is not one of {', '.join(DATATYPES)}"
-        )
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        raise BadInput(f"input '{name}': 'shape' must be a list of non-negative integers")
-    count = math.prod(shape)
+    name, datatype = spec.name, spec.datatype
+    count = math.prod(spec.shape)
     if count > max_elements:
         raise TooLarge(f"input '{name}' has {count} elements; the limit is {max_elements}")
-    parameters = _object(spec.get("parameters"), f"input '{name}' parameters")
-    if "shared_memory_region" in parameters:
-        raise BadInput(f"input '{name}': shared memory is not supported over this server")
-    size = parameters.get("binary_data_size")
+    size = spec.parameters.binary_data_size
     if size is not None:
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise BadInput(f"input '{name}': binary_data_size must be a non-negative integer")
         if offset + size > len(binary):
             raise BadInput(
                 f"input '{name}': binary_data_size is {size}, but only "
@@ -207,19 +165,15 @@ def _parse_input(
             if datatype == "BYTES"
             else _numbers_from_binary(raw, datatype, count, name)
         )
-        return InputTensor(name, datatype, data.reshape(shape)), offset + size
-    if "data" not in spec:
+        return InputTensor(name, datatype, data.reshape(spec.shape)), offset + size
+    if spec.data is None:
         raise BadInput(f"input '{name}' has neither 'data' nor binary_data_size")
     data = (
-        _bytes_from_json(spec["data"], count, name)
+        _bytes_from_json(spec.data, count, name)
         if datatype == "BYTES"
-        else _numbers_from_json(spec["data"], datatype, count, name)
+        else _numbers_from_json(spec.data, datatype, count, name)
     )
-    return InputTensor(name, datatype, data.reshape(shape)), offset
-
-
-def _reject_constant(name: str) -> float:
-    raise BadInput(f"the request is not valid JSON: {name} is not a JSON number")
+    return InputTensor(name, datatype, data.reshape(spec.shape)), offset
 
 
 def _numbers_from_binary(raw: memoryview, datatype: str, count: int, name: str) -> np.ndarray:
@@ -293,3 +247,74 @@ def _bytes_from_json(data: object, count: int, name: str) -> np.ndarray:
         except binascii.Error:
             raise BadInput(f"input '{name}': element {index} is not valid base64") from None
     return elements
+
+
+# --- responses --------------------------------------------------------------------------
+
+
+def classify(array: np.ndarray, count: int, labels: Sequence[str] | None) -> np.ndarray:
+    """The classification extension: each row's top `count` as b"value:index[:label]"."""
+    if array.ndim != 2:
+        raise BadInput(
+            f"classification needs an output of shape [N, classes], not {list(array.shape)}"
+        )
+    count = min(count, array.shape[1])
+    top = np.argsort(-array, axis=1, kind="stable")[:, :count]
+    result = np.empty(top.shape, dtype=object)
+    for row, indices in enumerate(top):
+        for column, index in enumerate(indices):
+            label = f":{labels[index]}" if labels else ""
+            result[row, column] = f"{array[row, index]:f}:{index}{label}".encode()
+    return result
+
+
+def datatype_of(array: np.ndarray) -> str:
+    """The v2 datatype name of a numpy array."""
+    if array.dtype == object:
+        return "BYTES"
+    for name, dtype in DTYPES.items():
+        if dtype.newbyteorder("=") == array.dtype:
+            return name
+    raise TypeError(f"no v2 datatype for {array.dtype}")
+
+
+def encode_tensor(name: str, array: np.ndarray, binary: bool) -> tuple[dict[str, Any], bytes]:
+    """An output's JSON entry and its raw bytes (empty when the data is inline JSON)."""
+    datatype = datatype_of(array)
+    entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+    if not binary:
+        entry["data"] = (
+            [item.decode("utf-8", "replace") for item in array.ravel()]
+            if datatype == "BYTES"
+            else array.ravel().tolist()
+        )
+        return entry, b""
+    if datatype == "BYTES":
+        raw = b"".join(struct.pack("<I", len(item)) + item for item in array.ravel())
+    else:
+        raw = np.ascontiguousarray(array, dtype=DTYPES[datatype]).tobytes()
+    entry["parameters"] = {"binary_data_size": len(raw)}
+    return entry, raw
+
+
+def encode_infer_response(
+    header: dict[str, Any], outputs: Sequence[tuple[str, np.ndarray, bool]]
+) -> tuple[bytes, int | None]:
+    """The response body and, when any output is binary, the JSON header's length."""
+    entries, blobs = [], []
+    for name, array, binary in outputs:
+        entry, raw = encode_tensor(name, array, binary)
+        entries.append(entry)
+        blobs.append(raw)
+    try:  # JSON has no NaN or Infinity: an input that overflows the model cannot be answered
+        head = json.dumps(
+            {**header, "outputs": entries}, separators=(",", ":"), allow_nan=False
+        ).encode()
+    except ValueError:
+        raise BadInput(
+            "the outputs are not finite (NaN or infinity) for this input; its values overflow "
+            "float32 in the model: send preprocessed pixels, or ask for binary outputs"
+        ) from None
+    if not any(binary for _, _, binary in outputs):
+        return head, None
+    return head + b"".join(blobs), len(head)

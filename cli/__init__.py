@@ -1,0 +1,1 @@
+"""`alexnet`, the command line: the top of the import graph, wiring model, service and bench."""

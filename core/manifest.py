@@ -1,0 +1,206 @@
+"""manifest.json: the contract between `alexnet export` (writes it) and the service (reads it).
+
+One pydantic model, `Manifest`, is both the writer's and the reader's definition:
+export builds one and dumps it, the service validates the file against it. An unknown,
+missing or mistyped field is refused with one line naming it, so nothing downstream
+ever meets a manifest it did not expect. `read_artifacts` also checks every listed
+file against its sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from core.errors import ArtifactError, one_line
+from core.preprocess import PreprocessSpec
+
+FORMAT: Final = "alexnet-manifest/1"
+MANIFEST_FILE = "manifest.json"
+# The graph's tensor names: the input, then `logits`, then every layer by its own name.
+INPUT_NAME = "input"
+LOGITS_NAME = "logits"
+
+Precision = Literal["fp32", "int8", "fp16"]
+LayerType = Literal["conv", "maxpool", "lrn", "fc"]
+Count = Annotated[int, Field(ge=0)]
+Positive = Annotated[int, Field(ge=1)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class Strict(BaseModel):
+    """Unknown fields are errors, not silently ignored; instances are read-only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelFile(Strict):
+    """One .onnx file of the export and what was measured of it."""
+
+    path: str = Field(pattern=r"^[\w.-]+$", description="file name inside the artifacts folder")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: Count
+    # fp32: the largest |onnxruntime - PyTorch| per output on the verification images.
+    max_abs_diff_vs_pytorch: dict[str, float] | None = None
+    # int8 / fp16: share of held-out images whose top-1 class matches the fp32 model's.
+    top1_agreement: Fraction | None = None
+
+
+class InputTensor(Strict):
+    name: str
+    shape: tuple[Positive, Positive, Positive] = Field(description="C, H, W (no batch axis)")
+    dtype: Literal["float32"]
+
+
+class Layer(Strict):
+    """One row of the layer table: shapes, costs and the receptive field of a layer."""
+
+    name: str
+    type: LayerType
+    kernel: Count
+    stride: Count
+    padding: Count
+    groups: Positive
+    in_channels: Positive
+    channels: Positive
+    output_shape: list[Positive] = Field(description="without the batch axis")
+    parameters: Count
+    multiply_adds: Count
+    receptive_field: Positive = Field(description="side of the input square one unit sees")
+    jump: Positive = Field(description="input pixels between neighbouring units")
+
+
+class Training(Strict):
+    """Where the weights came from: the run's facts and last results (all optional)."""
+
+    dataset: str
+    weights: str | None = None  # a torchvision state dict's file name
+    variant: str | None = None
+    classes: Count | None = None
+    num_train: Count | None = None
+    num_val: Count | None = None
+    skipped_images: Count | None = None
+    seed: int | None = None
+    optimizer: str | None = None
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    batch_size: Count | None = None
+    device: str | None = None
+    epochs: Count | None = None
+    train_loss: float | None = None
+    train_accuracy: float | None = None
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    best_val_accuracy: float | None = None
+    best_val_loss: float | None = None
+    best_epoch: Count | None = None
+    seconds: float | None = None
+    stopped_by_time_budget: bool | None = None
+
+
+class Manifest(Strict):
+    """Everything the service needs about an export, and nothing it must guess."""
+
+    format: Literal["alexnet-manifest/1"] = FORMAT
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    version: str = Field(min_length=1)
+    variant: str
+    opset: Positive
+    files: dict[Precision, ModelFile]
+    input: InputTensor
+    outputs: list[str]
+    preprocess: PreprocessSpec
+    labels: list[str] = Field(min_length=1)
+    num_classes: Positive
+    parameters: Count
+    layers: list[Layer] = Field(min_length=1)
+    training: Training
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        if "fp32" not in self.files:
+            raise ValueError("files has no fp32 model")
+        if self.num_classes != len(self.labels):
+            raise ValueError(f"{len(self.labels)} labels for num_classes {self.num_classes}")
+        expected = [LOGITS_NAME, *self.layer_names]
+        if self.outputs != expected:
+            raise ValueError(f"outputs {self.outputs} are not {expected}")
+        if self.input.shape[1:] != (self.preprocess.crop, self.preprocess.crop):
+            raise ValueError(
+                f"input {list(self.input.shape)} does not match the crop {self.preprocess.crop}"
+            )
+        return self
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [layer.name for layer in self.layers]
+
+    def layer(self, name: str) -> Layer | None:
+        return next((layer for layer in self.layers if layer.name == name), None)
+
+    def dumps(self) -> str:
+        return self.model_dump_json(indent=2, exclude_none=True) + "\n"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks so a large model never sits in memory twice."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def describe_file(path: Path, **measured: Any) -> ModelFile:
+    """The manifest entry of a written file: its name, checksum and size (+ measurements)."""
+    return ModelFile(
+        path=path.name, sha256=sha256_file(path), bytes=path.stat().st_size, **measured
+    )
+
+
+def read_manifest(folder: Path) -> Manifest:
+    """The folder's manifest, validated; ArtifactError (one line) for anything amiss."""
+    path = folder / MANIFEST_FILE
+    if not folder.is_dir():
+        raise ArtifactError(f"artifacts folder {folder} does not exist; run `alexnet export`")
+    if not path.is_file():
+        raise ArtifactError(f"{path} is missing; run `alexnet export --out {folder}`")
+    try:
+        text = path.read_text()
+        json.loads(text)  # a clearer message for broken JSON than pydantic's
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON: {exc}") from None
+    try:
+        return Manifest.model_validate_json(text)
+    except ValidationError as exc:
+        raise ArtifactError(
+            f"{path} does not match this service's manifest format ({one_line(exc)}); "
+            f"re-export the model with `alexnet export --out {folder}`"
+        ) from None
+
+
+def verify_files(folder: Path, manifest: Manifest) -> None:
+    """Every file the manifest lists exists and matches its sha256."""
+    for precision, entry in manifest.files.items():
+        path = folder / entry.path
+        if not path.is_file():
+            raise ArtifactError(f"{path} ({precision}) listed in the manifest is missing")
+        if sha256_file(path) != entry.sha256:
+            raise ArtifactError(
+                f"{path} does not match its sha256 in the manifest; "
+                "the file is corrupt or from another export"
+            )
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> Path:
+    """Write manifest.json atomically (a reader never sees half a file)."""
+    path = folder / MANIFEST_FILE
+    partial = path.with_suffix(".partial")
+    partial.write_text(manifest.dumps())
+    partial.replace(path)
+    return path

@@ -1,0 +1,37 @@
+"""The options of `alexnet export` (torch-free, so `--help` stays fast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ExportConfig(BaseModel):
+    """Write OUT/alexnet.onnx (fp32, dynamic batch, input `input`, outputs `logits` then every
+    layer by name) and OUT/manifest.json. The export is checked against PyTorch on real images
+    and refused if any output differs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checkpoint: Path = Field(
+        Path("checkpoints/best.pt"), description="checkpoint written by `alexnet train`"
+    )
+    torchvision_weights: Path | None = Field(
+        None,
+        description="a torchvision ImageNet state dict (alexnet-owt-*.pth) on disk, instead of "
+        "a checkpoint: exports the `torchvision` variant with the 1000 ImageNet labels",
+    )
+    out: Path = Field(Path("artifacts"), description="artifacts folder to write")
+    data: Path | None = Field(
+        None,
+        description="ImageFolder of images to verify the export and calibrate int8 on; "
+        "unset: procedurally drawn shapes",
+    )
+    int8: bool = Field(False, description="also write alexnet.int8.onnx (for CPUs)")
+    fp16: bool = Field(False, description="also write alexnet.fp16.onnx (for GPUs)")
+    triton: Path | None = Field(
+        None, description="also write a Triton Inference Server model repository here"
+    )
+    name: str = Field("alexnet", description="model name")
+    version: str = Field("1", description="model version")

@@ -1,0 +1,117 @@
+"""Every picture the service draws: arrays as PNGs, feature-map grids, filter tiles.
+
+One scaling rule (`to_uint8`: an array's min to 0, its max to 255) and one grid
+layout (`tile_grid`), so a convolution result, a layer's feature maps and conv1's
+filters all look alike.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageDraw
+
+from service.numerics.errors import InvalidArgument
+
+GAP = 2
+LABEL_HEIGHT = 12
+MIN_CELL = 32  # pixels: small maps are enlarged (nearest) to at least this
+MIN_FILTER_CELL = 40  # filters are few and small (11x11): drawn a little larger
+BACKGROUND = 40
+
+
+def to_uint8(array: npt.ArrayLike) -> npt.NDArray[np.uint8]:
+    """The array scaled linearly to 0-255: its min to 0, its max to 255; constant -> all 0.
+
+    A (3, H, W) array is scaled jointly (one min and max over all channels), so
+    the colours keep their relative strength; a constant array is drawn black,
+    as the activation pictures draw a dead channel.
+    """
+    values = np.array(array, dtype=np.float32)  # the one working copy, scaled in place
+    if values.size == 0:
+        return np.zeros(values.shape, dtype=np.uint8)
+    low, high = float(values.min()), float(values.max())
+    if not (np.isfinite(low) and np.isfinite(high)):  # NaN spreads to min and max
+        raise InvalidArgument("cannot draw an array holding NaN or infinity")
+    if high == low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    scale = 255.0 / (high - low)  # float64, and x * scale - low * scale cannot overflow
+    values *= scale
+    values -= low * scale
+    np.rint(values, out=values)
+    return np.clip(values, 0, 255, out=values).astype(np.uint8)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)  # speed over a few percent of size
+    return buffer.getvalue()
+
+
+def array_png(array: npt.ArrayLike) -> bytes:
+    """A PNG of a 2-D (grey) or (3, H, W) (RGB) array, scaled for viewing by `to_uint8`."""
+    values = np.asarray(array)
+    if values.ndim == 3 and values.shape[0] == 1:
+        values = values[0]
+    if not (values.ndim == 2 or (values.ndim == 3 and values.shape[0] == 3)) or values.size == 0:
+        raise InvalidArgument(f"a picture needs a 2-D or (3, rows, cols) array, not {values.shape}")
+    pixels = to_uint8(values)
+    if pixels.ndim == 3:
+        pixels = np.ascontiguousarray(pixels.transpose(1, 2, 0))
+    return png_bytes(Image.fromarray(pixels))
+
+
+def tile_grid(
+    tiles: Sequence[npt.NDArray[np.uint8]],
+    *,
+    columns: int,
+    labels: Sequence[str] | None = None,
+    min_cell: int = MIN_CELL,
+) -> Image.Image:
+    """Equal-sized uint8 tiles ((H, W) grey or (H, W, 3) RGB) in rows, enlarged, maybe labelled."""
+    height, width = tiles[0].shape[:2]
+    zoom = max(1, math.ceil(min_cell / max(height, width)))
+    cell_h, cell_w = height * zoom, width * zoom
+    label_h = LABEL_HEIGHT if labels is not None else 0
+    rows = math.ceil(len(tiles) / columns)
+    mode = "L" if tiles[0].ndim == 2 else "RGB"
+    size = (columns * (cell_w + GAP) + GAP, rows * (cell_h + label_h + GAP) + GAP)
+    canvas = Image.new(mode, size, color=BACKGROUND if mode == "L" else (BACKGROUND,) * 3)
+    draw = ImageDraw.Draw(canvas)
+    for position, tile in enumerate(tiles):
+        row, column = divmod(position, columns)
+        x, y = GAP + column * (cell_w + GAP), GAP + row * (cell_h + label_h + GAP)
+        if labels is not None:
+            draw.text((x + 1, y), labels[position], fill=230 if mode == "L" else (230,) * 3)
+        picture = Image.fromarray(tile).resize((cell_w, cell_h), Image.Resampling.NEAREST)
+        canvas.paste(picture, (x, y + label_h))
+    return canvas
+
+
+def feature_grid_png(activation: np.ndarray, channels: list[int]) -> bytes:
+    """A PNG grid of the chosen channels of a (C, H, W) or (C,) activation, each labelled.
+
+    Each map is scaled on its own. A fully connected layer's (C,) vector has no
+    spatial maps: it is drawn as a square-ish grid of its units instead, one pixel
+    each, scaled as one map.
+    """
+    if activation.ndim == 1:
+        side = math.ceil(math.sqrt(len(activation)))
+        padded = np.zeros(side * side, np.float32)
+        padded[: len(activation)] = activation
+        image = Image.fromarray(to_uint8(padded.reshape(side, side)))
+        return png_bytes(image.resize((max(side, 256),) * 2, Image.Resampling.NEAREST))
+    maps = [to_uint8(activation[channel]) for channel in channels]
+    columns = math.ceil(math.sqrt(len(channels)))
+    return png_bytes(tile_grid(maps, columns=columns, labels=[str(c) for c in channels]))
+
+
+def filters_png(weights: npt.NDArray[np.float32], max_columns: int = 16) -> bytes:
+    """(C, 3, k, k) weights as a grid of RGB tiles, each filter scaled to 0-255 on its own."""
+    tiles = [np.ascontiguousarray(to_uint8(kernel).transpose(1, 2, 0)) for kernel in weights]
+    grid = tile_grid(tiles, columns=min(max_columns, len(tiles)), min_cell=MIN_FILTER_CELL)
+    return png_bytes(grid)

@@ -1,0 +1,1 @@
+"""The Open Inference Protocol (KServe v2): the envelope's schema, the tensor codec, the routes."""

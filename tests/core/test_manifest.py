@@ -1,0 +1,110 @@
+"""manifest.json as one typed contract: what export writes, the service reads, or refuses."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.errors import ArtifactError
+from core.manifest import Manifest, read_manifest, verify_files, write_manifest
+from model.architecture import layer_table, paper_alexnet
+
+# Written by `alexnet export` before the manifest became a pydantic model (commit 801ebc4),
+# for the trained demo model: artifacts folders of that time must still be read.
+BEFORE_REDESIGN = Path(__file__).resolve().parent.parent / "data" / "manifest-before-redesign.json"
+
+
+def folder_with(tmp_path: Path, manifest: dict[str, Any] | str) -> Path:
+    folder = tmp_path / "artifacts"
+    folder.mkdir(exist_ok=True)
+    text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+    (folder / "manifest.json").write_text(text)
+    return folder
+
+
+@pytest.fixture
+def old() -> dict[str, Any]:
+    return json.loads(BEFORE_REDESIGN.read_text())
+
+
+def test_a_manifest_written_before_the_redesign_is_read(
+    tmp_path: Path, old: dict[str, Any]
+) -> None:
+    manifest = read_manifest(folder_with(tmp_path, old))
+    assert manifest.labels == old["labels"]
+    assert manifest.files["int8"].top1_agreement == old["files"]["int8"]["top1_agreement"]
+    assert manifest.layer("conv5") is not None and manifest.layer("conv5").receptive_field == 163  # type: ignore[union-attr]
+    # Written back, it is the same document (no field lost or renamed).
+    assert json.loads(manifest.dumps()) == old
+
+
+def test_the_layer_table_is_the_manifest_layer_type() -> None:
+    rows = layer_table(paper_alexnet(10))
+    assert [(row.name, row.receptive_field, row.jump) for row in rows][:3] == [
+        ("conv1", 11, 4),
+        ("pool1", 19, 8),
+        ("norm1", 19, 8),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda m: m.update(colour="blue"), "colour: Extra inputs are not permitted"),
+        (lambda m: m["files"]["fp32"].update(checksum="x"), "files.fp32.checksum"),
+        (lambda m: m.pop("labels"), "labels: Field required"),
+        (lambda m: m["input"].update(shape=[3, "wide", 227]), "input.shape.1"),
+        (lambda m: m["files"]["fp32"].update(sha256="nothex"), "files.fp32.sha256"),
+        (lambda m: m["layers"][0].update(type="attention"), "layers.0.type"),
+        (lambda m: m.update(format="alexnet-manifest/2"), "format"),
+        (lambda m: m.update(num_classes=3), "3"),
+        (lambda m: m["files"].pop("fp32"), "no fp32 model"),
+        (lambda m: m.update(outputs=["logits"]), "outputs"),
+    ],
+)
+def test_unknown_missing_or_mistyped_fields_are_refused_in_one_line(
+    tmp_path: Path, old: dict[str, Any], change: Any, named: str
+) -> None:
+    change(old)
+    with pytest.raises(ArtifactError) as refused:
+        read_manifest(folder_with(tmp_path, old))
+    message = str(refused.value)
+    assert named in message and "\n" not in message
+    assert "re-export the model with `alexnet export" in message
+
+
+def test_broken_json_and_missing_files_are_refused(tmp_path: Path, old: dict[str, Any]) -> None:
+    with pytest.raises(ArtifactError, match="not valid JSON"):
+        read_manifest(folder_with(tmp_path, '{"name": '))
+    with pytest.raises(ArtifactError, match="does not exist"):
+        read_manifest(tmp_path / "nowhere")
+    folder = folder_with(tmp_path, old)
+    with pytest.raises(ArtifactError, match=r"alexnet\.onnx \(fp32\) listed in the manifest"):
+        verify_files(folder, read_manifest(folder))
+
+
+def test_checksums_are_verified(tmp_path: Path, exported_artifacts: Path) -> None:
+    folder = tmp_path / "copy"
+    shutil.copytree(exported_artifacts, folder)
+    manifest = read_manifest(folder)
+    verify_files(folder, manifest)
+    with (folder / "alexnet.int8.onnx").open("r+b") as handle:
+        handle.seek(1000)
+        byte = handle.read(1)
+        handle.seek(1000)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ArtifactError, match="sha256"):
+        verify_files(folder, manifest)
+
+
+def test_written_manifests_read_back_equal(tmp_path: Path, old: dict[str, Any]) -> None:
+    manifest = Manifest.model_validate(old)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    write_manifest(folder, manifest)
+    assert read_manifest(folder) == manifest
+    assert not list(folder.glob("*.partial"))
