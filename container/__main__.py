@@ -28,13 +28,15 @@ from container.podman import DEFAULT_STATE, Podman, PodmanError
 PHOTOS = ("astronaut", "coffee", "chelsea", "camera")
 SEED_CHECKPOINT = """
 import sys, torch
+from pathlib import Path
 from model.architecture import paper_alexnet
 from model.checkpoint import checkpoint_dict, save_checkpoint
 from model.network import AlexNet
 torch.manual_seed(0)
 labels = [f"class_{i}" for i in range(10)]
-save_checkpoint(sys.argv[1], checkpoint_dict(AlexNet(paper_alexnet(10)), labels=labels, epoch=0,
-                training={"dataset": "none (seeded weights)"}))
+model = AlexNet(paper_alexnet(10))
+save_checkpoint(Path(sys.argv[1]), checkpoint_dict(model, labels=labels, epoch=0,
+                                                   training={"dataset": "none (seeded weights)"}))
 """
 
 
