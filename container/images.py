@@ -100,6 +100,9 @@ def build(podman: Podman, target: str, variant: str, log: Path) -> Built:
     if status != 0:
         tail = "\n".join(log.read_text().splitlines()[-30:])
         raise PodmanError(f"podman build --target {target} ({variant}) failed:\n{tail}")
+    # The image this tag had before is now dangling: without this the state folder grows by an
+    # image per rebuild (the layers the current images share are kept).
+    podman("image", "prune", "--force", check=False)
     return Built(
         target, variant, tag(target, variant), seconds, podman.image_size(tag(target, variant))
     )
