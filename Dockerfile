@@ -22,12 +22,18 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # onnxruntime-gpu 1.27 and later are built for CUDA 13, 1.26.0 and earlier for CUDA 12.
 ARG ONNXRUNTIME_GPU=1.31.1
+# The onnxruntime the serving image carries. Empty (the default): onnxruntime-gpu with its CUDA
+# and cuDNN wheels, release ONNXRUNTIME_GPU. A requirement instead takes that build, e.g.
+# `--build-arg ONNXRUNTIME=onnxruntime==1.31.1` for a CPU-only image (0.5 GB instead of 2.8 GB)
+# on hosts that have no NVIDIA GPU.
+ARG ONNXRUNTIME=
 # The CUDA 13 build on PyPI; the same release as constraints/dev.txt pins for development.
 ARG TORCH=2.13.0
 
 # --- builder: a wheel of the project and a venv holding the serving set ------------------
 FROM ${PYTHON_IMAGE} AS builder
 ARG ONNXRUNTIME_GPU
+ARG ONNXRUNTIME
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 # The venv gets no pip of its own: the builder's pip installs into it (--python), so the
 # serving image ships no installer.
@@ -36,19 +42,28 @@ RUN python -m venv --without-pip /opt/venv
 # while the project's code changes. The pip cache is a BuildKit cache mount: it never
 # lands in a layer.
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip --python /opt/venv/bin/python install "onnxruntime-gpu[cuda,cudnn]==${ONNXRUNTIME_GPU}"
+    pip --python /opt/venv/bin/python install "${ONNXRUNTIME:-onnxruntime-gpu[cuda,cudnn]==${ONNXRUNTIME_GPU}}"
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# The project's top-level packages, one line each (and one `!name/` line in .dockerignore).
+COPY core/ core/
 COPY model/ model/
 COPY service/ service/
 COPY benchmarks/ benchmarks/
+COPY cli/ cli/
 # The wheel (not the source tree) is what both images install; train.txt names it with the
-# train extra for the training stage (a glob cannot carry "[train]").
+# train extra for the training stage (a glob cannot carry "[train]"). The serving venv gets the
+# wheel without its dependencies, then those its metadata lists, less extras and onnxruntime:
+# pyproject asks for onnxruntime-gpu on Linux x86-64, and pip can neither drop one requirement
+# of a wheel nor hold two builds of the one `onnxruntime` module, so ONNXRUNTIME is put there.
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip wheel --no-deps --wheel-dir /wheels . \
     && printf 'alexnet-serving[train] @ file://%s\n' /wheels/alexnet_serving-*.whl > /wheels/train.txt \
-    && pip --python /opt/venv/bin/python install /wheels/alexnet_serving-*.whl \
-        "onnxruntime-gpu[cuda,cudnn]==${ONNXRUNTIME_GPU}"
+    && pip --python /opt/venv/bin/python install --no-deps /wheels/alexnet_serving-*.whl \
+    && /opt/venv/bin/python -c "import importlib.metadata as m; print(*(r for r in m.requires('alexnet-serving') if 'extra ==' not in r and not r.startswith('onnxruntime')), sep='\n')" \
+        > /wheels/serving.txt \
+    && pip --python /opt/venv/bin/python install -r /wheels/serving.txt \
+        "${ONNXRUNTIME:-onnxruntime-gpu[cuda,cudnn]==${ONNXRUNTIME_GPU}}"
 
 # --- train: torch and the project, for `alexnet train` and `alexnet export` ----------------
 FROM ${PYTHON_IMAGE} AS train
@@ -57,10 +72,13 @@ ARG TORCH
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
     PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
     NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=compute,utility \
-    HOME=/work
+    HOME=/work ORT_DISABLE_TELEMETRY=1
+# /work/checkpoints and /models exist, owned by the user, because compose mounts fresh named
+# volumes there: Docker gives a new volume the owner of the image's folder, and root:root 755
+# where there is none, which uid 10001 cannot write to.
 RUN groupadd --system --gid 10001 alexnet \
     && useradd --system --uid 10001 --gid alexnet --home-dir /work --shell /usr/sbin/nologin alexnet \
-    && install -d -o alexnet -g alexnet /work /models
+    && install -d -o alexnet -g alexnet /work /work/checkpoints /models
 # torch from PyPI is its CUDA 13 build; onnxruntime runs only the CPU parity check of the
 # export here, so it needs no CUDA extras (torch brings the CUDA libraries anyway).
 RUN --mount=type=cache,target=/root/.cache/pip \
@@ -76,10 +94,13 @@ CMD ["alexnet", "--help"]
 FROM ${PYTHON_IMAGE} AS runtime
 # Settings are ALEXNET_* variables (service/settings.py). CMD passes no options, so every
 # one of them can be changed with -e at `docker run` (options would win over the variables).
+# ORT_DISABLE_TELEMETRY: onnxruntime's telemetry would try to keep a device ID under $HOME,
+# which a read-only root has not got, and log a warning on every start.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=compute,utility \
-    ALEXNET_ARTIFACTS=/models ALEXNET_HOST=0.0.0.0 ALEXNET_PORT=8000
+    ALEXNET_ARTIFACTS=/models ALEXNET_HOST=0.0.0.0 ALEXNET_PORT=8000 \
+    ORT_DISABLE_TELEMETRY=1
 # No pip, setuptools or wheel at run time; /models belongs to the service user so that a
 # fresh named volume mounted there (compose's `train` writes into it) is writable by uid 10001.
 RUN python -m pip uninstall --yes --quiet pip setuptools wheel \

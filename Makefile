@@ -7,7 +7,8 @@ ARTIFACTS ?= artifacts
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: install system-deps lint test test-fast serve demo-model bench clean
+.PHONY: install system-deps lint test test-fast serve demo-model bench clean \
+	container-deps image-check
 
 $(STAMP): pyproject.toml constraints/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +28,12 @@ system-deps:
 	fi
 
 lint: install
-	$(BIN)/ruff check core model service benchmarks cli scripts tests
-	$(BIN)/ruff format --check core model service benchmarks cli scripts tests
+	$(BIN)/ruff check core model service benchmarks cli container scripts tests
+	$(BIN)/ruff format --check core model service benchmarks cli container scripts tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: install system-deps lint
+test: install system-deps container-deps lint
 	$(BIN)/pytest
 
 test-fast: install
@@ -52,3 +53,25 @@ bench: install demo-model system-deps
 
 clean:
 	rm -rf $(VENV) checkpoints test-artifacts .pytest_cache .mypy_cache .ruff_cache
+
+# Podman and what it needs on a Debian host (tests/container/, `make image-check`): podman,
+# buildah, runc (crun refuses hybrid cgroups) and debootstrap (the stand-in base image) from
+# Debian's packages, podman-compose (1.1+ reads compose's !reset) in a venv of its own.
+CONTAINER_TOOLS := build/container-tools
+container-deps:
+	@if ! command -v podman >/dev/null || ! command -v runc >/dev/null \
+	    || ! command -v debootstrap >/dev/null || ! command -v buildah >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      podman buildah runc debootstrap >/dev/null; \
+	  else echo "podman/buildah/runc/debootstrap missing and not root: container tests will be skipped"; fi; \
+	fi
+	@test -x $(CONTAINER_TOOLS)/bin/podman-compose || { \
+	  $(PYTHON) -m venv $(CONTAINER_TOOLS) && \
+	  $(CONTAINER_TOOLS)/bin/pip install --quiet podman-compose==1.6.0; }
+
+# Build the GPU serving image on a stand-in base and check it by running it (README,
+# "Container check"). IMAGE_CHECK_ARGS="--variant cpu" or "--variant gpu --variant cpu --train".
+IMAGE_CHECK_ARGS ?= --variant gpu
+image-check: install container-deps
+	$(BIN)/python -m container $(IMAGE_CHECK_ARGS)

@@ -16,13 +16,15 @@ from pathlib import Path
 import grimp
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("core", "model", "service", "benchmarks", "cli")  # lowest first
+PACKAGES = ("core", "model", "service", "benchmarks", "cli", "container")  # lowest first
 README = ROOT / "README.md"
 BEGIN, END = "<!-- import-graph:begin -->", "<!-- import-graph:end -->"
 
 
 def module_graph() -> dict[str, set[str]]:
     """Each module of the project and the project modules it imports."""
+    if str(ROOT) not in sys.path:  # container/ is repo tooling, not installed with the rest
+        sys.path.insert(0, str(ROOT))
     graph = grimp.build_graph(*PACKAGES, exclude_type_checking_imports=True)
     return {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
 

@@ -1,6 +1,6 @@
 """The package layout: imports point down between top-level packages, never in a cycle.
 
-    core  <-  model | service  <-  benchmarks  <-  cli
+    core  <-  model | service  <-  benchmarks  <-  cli | container
 
 The rule is import-linter's contract in pyproject.toml, run here as `make lint` runs it;
 the graph (lazy imports included) comes from grimp. README's picture of the layout must

@@ -120,7 +120,7 @@ def test_compose_serves_the_image_as_built() -> None:
     assert alexnet["build"]["target"] == list(dockerfile_stages(DOCKERFILE.read_text()))[-1]
     assert alexnet["healthcheck"]["test"] == ["CMD", *image["healthcheck"]]
     assert alexnet["ports"][0].endswith(f":{image['env']['ALEXNET_PORT']}")
-    assert alexnet["restart"] == "unless-stopped" and alexnet["read_only"] is True
+    assert alexnet["restart"] == "on-failure:3" and alexnet["read_only"] is True
     models = alexnet["environment"]["ALEXNET_ARTIFACTS"]
     assert f"artifacts:{models}:ro" in alexnet["volumes"]
     assert train["profiles"] == ["train"] and train["build"]["target"] == "train"
