@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnx
@@ -26,7 +27,7 @@ from model.onnx_backward import (
     TARGET_LAYER_KEY,
     gradient_output,
 )
-from model.onnx_graph import INPUT_NAME
+from model.onnx_graph import INPUT_NAME, LOGITS_NAME
 from model.ort import cpu_session
 
 # The largest |onnxruntime - torch| gradient accepted, relative to the layer's largest
@@ -61,17 +62,28 @@ def one_hot(class_index_per_image: Sequence[int], num_classes: int) -> np.ndarra
     return weights
 
 
+class TorchReference(NamedTuple):
+    """What torch.autograd gives for a batch and class weights."""
+
+    activations: dict[str, np.ndarray]
+    gradients: dict[str, np.ndarray]  # d(sum class_weights * logits) / d activation
+    logits: np.ndarray
+
+
 def torch_gradients(
     model: AlexNet, batch: np.ndarray, layers: Sequence[str], class_weights: np.ndarray
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Activations and d(sum class_weights * logits)/d activation by torch.autograd."""
+) -> TorchReference:
+    """Activations, their gradients and the logits, by PyTorch and torch.autograd."""
     model = model.eval()
     outputs = model.forward_all(torch.from_numpy(batch))
     logits = outputs[model.arch.layers[-1].name]
     score = (logits * torch.from_numpy(class_weights)).sum()
     grads = torch.autograd.grad(score, [outputs[layer] for layer in layers])
-    activations = {layer: outputs[layer].detach().numpy() for layer in layers}
-    return activations, {layer: grad.numpy() for layer, grad in zip(layers, grads, strict=True)}
+    return TorchReference(
+        {layer: outputs[layer].detach().numpy() for layer in layers},
+        {layer: grad.numpy() for layer, grad in zip(layers, grads, strict=True)},
+        logits.detach().numpy(),
+    )
 
 
 def check_gradient_parity(
@@ -100,25 +112,27 @@ def check_explain_parity(
     )
     outputs = _output_names(session.get_modelmeta().custom_metadata_map, layers)
     class_weights = one_hot(class_index_per_image, model.num_classes)
-    expected_acts, expected_grads = torch_gradients(model, batch, list(outputs), class_weights)
-    names = [name for pair in outputs.values() for name in pair]
-    got = dict(
-        zip(
-            names,
-            session.run(names, {INPUT_NAME: batch, CLASS_WEIGHTS_NAME: class_weights}),
-            strict=True,
-        )
-    )
-    report: dict[str, GradientParity] = {}
-    for layer, (activation_name, gradient_name) in outputs.items():
-        parity = _compare(
+    expected = torch_gradients(model, batch, list(outputs), class_weights)
+    names = [LOGITS_NAME, *(name for pair in outputs.values() for name in pair)]
+    feeds = {INPUT_NAME: batch, CLASS_WEIGHTS_NAME: class_weights}
+    got = dict(zip(names, session.run(names, feeds), strict=True))
+    report = {
+        layer: _compare(
             layer,
             got[activation_name],
-            expected_acts[layer],
+            expected.activations[layer],
             got[gradient_name],
-            expected_grads[layer],
+            expected.gradients[layer],
         )
-        report[layer] = parity
+        for layer, (activation_name, gradient_name) in outputs.items()
+    }
+    # The graph's own logits too: a service may rank classes from them.
+    diff = float(np.max(np.abs(got[LOGITS_NAME] - expected.logits)))
+    scale = max(1.0, float(np.max(np.abs(expected.logits))))
+    if diff / scale > ACTIVATION_TOLERANCE:
+        raise UserFacingError(
+            f"the gradient graph's logits differ from PyTorch's by {diff:.3g} (scale {scale:.3g})"
+        )
     return report
 
 

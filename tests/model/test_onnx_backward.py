@@ -137,7 +137,7 @@ def test_gradient_is_linear_in_the_class_weights(explained: Explained) -> None:
     rng = np.random.default_rng(1)
     weights = rng.normal(size=(len(explained.batch), NUM_CLASSES)).astype(np.float32)
     layers = ["conv1", "pool3"]
-    _, expected = torch_gradients(explained.model, explained.batch, layers, weights)
+    expected = torch_gradients(explained.model, explained.batch, layers, weights).gradients
     names = [gradient_output(layer) for layer in layers]
     got = _session(explained.graph).run(names, {"input": explained.batch, "class_weights": weights})
     for layer, gradient in zip(layers, got, strict=True):
@@ -223,7 +223,7 @@ def _conv1_gradient(model: AlexNet, plane: np.ndarray, class_weights: np.ndarray
     image[0, 0] = plane
     graph = build_gradient_model(model.arch, _weights(model), "conv1")
     got = _session(graph).run(["gradient"], {"input": image, "class_weights": class_weights})[0]
-    _, expected = torch_gradients(model, image, ["conv1"], class_weights)
+    expected = torch_gradients(model, image, ["conv1"], class_weights).gradients
     np.testing.assert_array_equal(got, expected["conv1"])  # torch routes the same way
     return got[0, 0]
 
@@ -278,8 +278,9 @@ def test_lrn_backward_matches_autograd_on_random_inputs(lrn: LayerSpec) -> None:
     # normalisation term is far from negligible and its gradient term matters.
     image = (rng.normal(size=(2, 3, 6, 6)) * 200).astype(np.float32)
     class_weights = rng.normal(size=(2, 5)).astype(np.float32)
-    acts, expected = torch_gradients(model, image, ["conv1", "norm1"], class_weights)
-    assert acts["conv1"].max() > 100
+    reference = torch_gradients(model, image, ["conv1", "norm1"], class_weights)
+    expected = reference.gradients
+    assert reference.activations["conv1"].max() > 100
     got = _session(build_explain_model(arch, _weights(model))).run(
         ["conv1_gradient"], {"input": image, "class_weights": class_weights}
     )[0]
@@ -295,8 +296,8 @@ def _lrn_direct_term_only(
 ) -> np.ndarray:
     """db * d^-beta alone: what a backward that forgot the window sum would give."""
     spec = model.arch.layers[1]
-    acts, _ = torch_gradients(model, image, ["conv1"], class_weights)
-    a = acts["conv1"].astype(np.float64)
+    a = torch_gradients(model, image, ["conv1"], class_weights).activations["conv1"]
+    a = a.astype(np.float64)
     squares = np.pad(a**2, ((0, 0), (spec.lrn_size // 2,) * 2, (0, 0), (0, 0)))
     window = sum(squares[:, i : i + a.shape[1]] for i in range(spec.lrn_size))
     return grad_out / (spec.lrn_k + spec.lrn_alpha * window) ** spec.lrn_beta
@@ -319,7 +320,7 @@ def test_strided_grouped_conv_backward_matches_autograd(size: int) -> None:
     rng = np.random.default_rng(0)
     image = rng.normal(size=(2, 3, size, size)).astype(np.float32)
     class_weights = rng.normal(size=(2, 3)).astype(np.float32)
-    _, expected = torch_gradients(model, image, ["conv1"], class_weights)
+    expected = torch_gradients(model, image, ["conv1"], class_weights).gradients
     got = _session(build_gradient_model(arch, _weights(model), "conv1")).run(
         ["gradient"], {"input": image, "class_weights": class_weights}
     )[0]
@@ -336,6 +337,15 @@ def test_a_wrong_gradient_is_refused() -> None:
     with pytest.raises(UserFacingError, match="gradient differs"):
         check_explain_parity(model, graph, image, [2])
     assert check_explain_parity(model, build_explain_model(model.arch, _weights(model)), image, [2])
+
+
+def test_wrong_logits_are_refused() -> None:
+    model = _pool_model()
+    wrong = _weights(model)
+    wrong["layers.fc8.bias"] = wrong["layers.fc8.bias"] + 0.5  # no gradient depends on it
+    image = np.random.default_rng(0).random((1, 3, 5, 5)).astype(np.float32)
+    with pytest.raises(UserFacingError, match="logits differ"):
+        check_explain_parity(model, build_explain_model(model.arch, wrong), image, [2])
 
 
 def test_one_hot_selects_a_class_per_image() -> None:
