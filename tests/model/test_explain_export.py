@@ -1,0 +1,77 @@
+"""Writing the Grad-CAM graph at export time: the manifest entry, the check, the refusal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from model.checkpoint import load_model
+from model.errors import UserFacingError
+from model.explain_export import EXPLAIN_FILE, classes_to_check, write_explain_model
+from model.manifest_io import sha256_file
+from model.network import AlexNet
+from model.preprocess import PreprocessSpec, preprocess_bytes
+from tests.support import DESIGN_LAYERS
+
+PAPER_EXPLAINABLE = [name for name in DESIGN_LAYERS if not name.startswith("fc")]
+
+
+@pytest.fixture(scope="module")
+def seeded(checkpoint_path: Path, photos: dict[str, bytes]) -> tuple[AlexNet, np.ndarray]:
+    model, _ = load_model(checkpoint_path)
+    spec = PreprocessSpec.for_input(model.arch.input_size)
+    return model, np.stack([preprocess_bytes(photo, spec) for photo in photos.values()])
+
+
+def test_entry_describes_a_verified_file(
+    seeded: tuple[AlexNet, np.ndarray], tmp_path: Path
+) -> None:
+    model, batch = seeded
+    entry = write_explain_model(model, batch, tmp_path)
+    path = tmp_path / entry["path"]
+    assert entry["path"] == EXPLAIN_FILE and sorted(p.name for p in tmp_path.iterdir()) == [
+        EXPLAIN_FILE
+    ]
+    assert entry["sha256"] == sha256_file(path) and entry["bytes"] == path.stat().st_size
+    assert list(entry["layers"]) == PAPER_EXPLAINABLE
+    assert list(entry["gradient_vs_pytorch"]) == PAPER_EXPLAINABLE
+    for layer, parity in entry["gradient_vs_pytorch"].items():
+        assert parity["gradient_max_rel_diff"] <= 1e-4, layer
+        assert parity["gradient_max_abs"] > 0, layer
+    # The names in the entry are the graph's.
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == list(entry["inputs"].values())
+    names = {o.name for o in session.get_outputs()}
+    assert entry["logits"] in names
+    assert all(set(pair.values()) <= names for pair in entry["layers"].values())
+
+
+def test_a_graph_that_does_not_match_is_not_written(
+    seeded: tuple[AlexNet, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import model.explain_export as explain_export
+
+    real_build = explain_export.build_explain_model
+
+    def broken_build(arch, weights):  # type: ignore[no-untyped-def]
+        weights = dict(weights)
+        weights["layers.fc7.weight"] = weights["layers.fc7.weight"] * 1.01
+        return real_build(arch, weights)
+
+    monkeypatch.setattr(explain_export, "build_explain_model", broken_build)
+    model, batch = seeded
+    with pytest.raises(UserFacingError, match="gradient differs"):
+        write_explain_model(model, batch, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_checked_classes_alternate_top1_and_runner_up(seeded: tuple[AlexNet, np.ndarray]) -> None:
+    model, batch = seeded
+    with torch.no_grad():
+        ranking = model(torch.from_numpy(batch)).argsort(dim=1, descending=True)
+    expected = [int(ranking[i, i % 2]) for i in range(len(batch))]
+    assert classes_to_check(model, batch) == expected
