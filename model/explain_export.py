@@ -15,7 +15,6 @@ import numpy as np
 import onnx
 import torch
 
-from model.errors import UserFacingError
 from model.gradient_parity import check_explain_parity
 from model.manifest_io import sha256_file
 from model.network import AlexNet
@@ -26,6 +25,7 @@ from model.onnx_backward import (
     gradient_output,
 )
 from model.onnx_graph import INPUT_NAME, LOGITS_NAME
+from model.onnx_shared_weights import refer_to_weights_in
 
 EXPLAIN_FILE = "alexnet.explain.onnx"
 
@@ -42,24 +42,41 @@ def classes_to_check(model: AlexNet, batch: np.ndarray) -> list[int]:
     return [int(ranking[i, 0 if i % 2 == 0 else second]) for i in range(len(batch))]
 
 
-def write_explain_model(model: AlexNet, batch: np.ndarray, out: Path) -> dict[str, Any]:
-    """Build, write and verify `alexnet.explain.onnx`; its manifest entry."""
+def write_explain_model(
+    model: AlexNet, batch: np.ndarray, out: Path, *, weights_from: Path | None = None
+) -> dict[str, Any]:
+    """Build, write and verify `alexnet.explain.onnx`; its manifest entry.
+
+    With `weights_from` (the forward `alexnet.onnx` just written in `out`), the graph
+    reads its weights from inside that file instead of carrying a second copy
+    (`model.onnx_shared_weights`): about 13 KB instead of 244 MB for the paper
+    model, and onnxruntime then needs both files.
+    """
+    if weights_from is not None and weights_from.parent.resolve() != out.resolve():
+        # External data is found relative to the graph's own folder.
+        raise ValueError(f"{weights_from} must be in {out}, where the explain graph goes")
     model = model.eval()
     weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    graph = build_explain_model(model.arch, weights)
+    if weights_from is not None:
+        graph = refer_to_weights_in(graph, weights_from)
     path, partial = out / EXPLAIN_FILE, out / f"{EXPLAIN_FILE}.partial"
-    onnx.save_model(build_explain_model(model.arch, weights), partial)
+    onnx.save_model(graph, partial)
+    del graph, weights
     try:
         # Checked from the file written, so what is verified is what ships.
         parity = check_explain_parity(model, partial, batch, classes_to_check(model, batch))
-    except UserFacingError:
-        partial.unlink()
+    except BaseException:
+        partial.unlink(missing_ok=True)
         raise
     partial.replace(path)
     layers = explainable_layers(model.arch)
-    return {
+    entry: dict[str, Any] = {
         "path": path.name,
         "sha256": sha256_file(path),
         "bytes": path.stat().st_size,
+        # The file whose bytes the graph reads its weights from; null: self-contained.
+        "weights_from": weights_from.name if weights_from is not None else None,
         "inputs": {"image": INPUT_NAME, "class_weights": CLASS_WEIGHTS_NAME},
         "logits": LOGITS_NAME,
         "layers": {
@@ -67,3 +84,4 @@ def write_explain_model(model: AlexNet, batch: np.ndarray, out: Path) -> dict[st
         },
         "gradient_vs_pytorch": {layer: parity[layer].as_dict() for layer in layers},
     }
+    return entry

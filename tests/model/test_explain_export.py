@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -14,6 +15,7 @@ from model.errors import UserFacingError
 from model.explain_export import EXPLAIN_FILE, classes_to_check, write_explain_model
 from model.manifest_io import sha256_file
 from model.network import AlexNet
+from model.onnx_graph import build_onnx_model
 from model.preprocess import PreprocessSpec, preprocess_bytes
 from tests.support import DESIGN_LAYERS
 
@@ -48,6 +50,33 @@ def test_entry_describes_a_verified_file(
     names = {o.name for o in session.get_outputs()}
     assert entry["logits"] in names
     assert all(set(pair.values()) <= names for pair in entry["layers"].values())
+
+
+def test_weights_read_from_the_forward_file(
+    seeded: tuple[AlexNet, np.ndarray], tmp_path: Path
+) -> None:
+    model, batch = seeded
+    weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    forward = tmp_path / "alexnet.onnx"
+    onnx.save_model(build_onnx_model(model.arch, weights), forward)
+    entry = write_explain_model(model, batch, tmp_path, weights_from=forward)
+    assert entry["weights_from"] == "alexnet.onnx"
+    assert entry["bytes"] < 100_000 < forward.stat().st_size  # no second copy of the weights
+    assert max(p["gradient_max_rel_diff"] for p in entry["gradient_vs_pytorch"].values()) <= 1e-4
+    inline = tmp_path / "inline"
+    inline.mkdir()
+    write_explain_model(model, batch, inline)
+    feeds = {"input": batch, "class_weights": np.eye(10, dtype=np.float32)[: len(batch)]}
+    shared_out = ort.InferenceSession(
+        str(tmp_path / EXPLAIN_FILE), providers=["CPUExecutionProvider"]
+    ).run(None, feeds)
+    inline_out = ort.InferenceSession(
+        str(inline / EXPLAIN_FILE), providers=["CPUExecutionProvider"]
+    ).run(None, feeds)
+    for got, expected in zip(shared_out, inline_out, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match="must be in"):
+        write_explain_model(model, batch, inline, weights_from=forward)
 
 
 def test_a_graph_that_does_not_match_is_not_written(
