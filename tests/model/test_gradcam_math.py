@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -107,3 +111,21 @@ def test_shapes_are_checked() -> None:
         gradcam_map(ACTIVATION, ACTIVATION[:1])
     with pytest.raises(ValueError, match="channels, height, width"):
         gradcam_map(ACTIVATION[0], ACTIVATION[0])
+
+
+def test_what_the_service_needs_imports_without_torch() -> None:
+    # The explain graph, its weight references and the maps run where torch is absent.
+    blocker = "import sys; sys.modules['torch'] = None\n"  # any `import torch` now fails
+    root = Path(__file__).resolve().parents[2]
+    serving = "import model.onnx_backward, model.onnx_shared_weights, model.gradcam_math"
+    result = subprocess.run(
+        [sys.executable, "-c", blocker + serving], cwd=root, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    control = subprocess.run(  # the export-time check does need torch
+        [sys.executable, "-c", blocker + "import model.gradient_parity"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert "ModuleNotFoundError" in control.stderr or "ImportError" in control.stderr
