@@ -82,6 +82,9 @@ def write_explain_model(
         "layers": {
             layer: {"activation": layer, "gradient": gradient_output(layer)} for layer in layers
         },
-        "gradient_vs_pytorch": {layer: parity[layer].as_dict() for layer in layers},
+        "gradient_vs_pytorch": {layer: parity.layers[layer].as_dict() for layer in layers},
+        # ReLU units / max-pool windows where PyTorch's own forward chose otherwise
+        # (near-ties within float32 round-off; see model.gradient_parity).
+        "choices_differing_from_pytorch": parity.differing_choices,
     }
     return entry

@@ -15,6 +15,7 @@ from model.errors import UserFacingError
 from model.explain_export import EXPLAIN_FILE, classes_to_check, write_explain_model
 from model.manifest_io import sha256_file
 from model.network import AlexNet
+from model.onnx_backward import build_explain_model
 from model.onnx_graph import build_onnx_model
 from model.preprocess import PreprocessSpec, preprocess_bytes
 from tests.support import DESIGN_LAYERS
@@ -63,20 +64,20 @@ def test_weights_read_from_the_forward_file(
     assert entry["weights_from"] == "alexnet.onnx"
     assert entry["bytes"] < 100_000 < forward.stat().st_size  # no second copy of the weights
     assert max(p["gradient_max_rel_diff"] for p in entry["gradient_vs_pytorch"].values()) <= 1e-4
-    inline = tmp_path / "inline"
-    inline.mkdir()
-    write_explain_model(model, batch, inline)
     feeds = {"input": batch, "class_weights": np.eye(10, dtype=np.float32)[: len(batch)]}
     shared_out = ort.InferenceSession(
         str(tmp_path / EXPLAIN_FILE), providers=["CPUExecutionProvider"]
     ).run(None, feeds)
-    inline_out = ort.InferenceSession(
-        str(inline / EXPLAIN_FILE), providers=["CPUExecutionProvider"]
-    ).run(None, feeds)
+    inline_graph = build_explain_model(model.arch, weights).SerializeToString()
+    inline_out = ort.InferenceSession(inline_graph, providers=["CPUExecutionProvider"]).run(
+        None, feeds
+    )
     for got, expected in zip(shared_out, inline_out, strict=True):
         np.testing.assert_array_equal(got, expected)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     with pytest.raises(ValueError, match="must be in"):
-        write_explain_model(model, batch, inline, weights_from=forward)
+        write_explain_model(model, batch, elsewhere, weights_from=forward)
 
 
 def test_a_graph_that_does_not_match_is_not_written(
