@@ -92,7 +92,9 @@ def maxpool_backward(spec: LayerSpec, grad: str, source: str) -> tuple[list[onnx
     (3x3, stride 2) receives the sum, as in torch. The forward MaxPool node is left
     as the forward model has it; a second one on the same input yields the indices.
     Both onnxruntime and torch take the first maximum of a window in row-major
-    order on ties (an all-zero window after a ReLU, say), so they route alike.
+    order on exact ties (an all-zero window after a ReLU, say), so they route
+    alike; near-ties that round-off orders differently are `model.gradient_parity`'s
+    business.
     """
     name = spec.name
     t = {
