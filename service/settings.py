@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     max_kernel_size: int = Field(31, ge=1, description="largest kernel side for /v1/convolve")
     max_pool_size: int = Field(64, ge=1, description="largest window side for /v1/pool")
     max_layers: int = Field(16, ge=1, description="layers per /v1/activations request")
+    max_occlusion_passes: int = Field(
+        400,
+        ge=2,
+        description="forward passes one occlusion request may cost (windows + 1); larger "
+        "grids are refused with 422",
+    )
     max_v2_body_bytes: int = Field(64 * 2**20, ge=1, description="v2 request body, decoded")
     max_v2_elements: int = Field(32 * 3 * 227 * 227, ge=1, description="v2 tensor elements")
 
