@@ -1,4 +1,4 @@
-"""What the figures were measured on: CPU, its int8 instructions, memory, GPU, versions."""
+"""What the figures were measured on: CPU, its int8 and bf16 instructions, memory, GPU, versions."""
 
 from __future__ import annotations
 
@@ -6,19 +6,16 @@ import contextlib
 import os
 import platform
 import subprocess
-from pathlib import Path
 
-INT8_FLAGS = [  # best first
-    ("avx512_vnni", "AVX-512 VNNI"),
-    ("avx_vnni", "AVX-VNNI"),
-    ("avx512bw", "AVX-512BW"),
-    ("avx2", "AVX2 (no VNNI: u8 x s8 pairs summed in 16 bits)"),
-]
+from core.cpu import DESCRIPTIONS, cpu_flags, cpu_model, int8_isa
+
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # best first
 
 
-def int8_instructions(flags: set[str]) -> str:
-    """The best that onnxruntime's int8 kernels can use: VNNI doubles their speed over AVX2."""
-    return next((name for flag, name in INT8_FLAGS if flag in flags), "unknown")
+def bf16_instructions(flags: frozenset[str]) -> str:
+    """The bf16 instructions present (onnxruntime's CPU provider has no bf16 Conv/Gemm)."""
+    present = [flag for flag in BF16_FLAGS if flag in flags]
+    return ", ".join(present) if present else "none"
 
 
 def machine(provider: str, client: str) -> dict[str, str]:
@@ -26,20 +23,14 @@ def machine(provider: str, client: str) -> dict[str, str]:
     import onnxruntime
     import psutil
 
-    cpu, flags = platform.processor() or "unknown", set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-            if cpu != "unknown" and flags:
-                break
+    flags = cpu_flags()
+    isa = int8_isa(flags)
     facts = {
-        "CPU": cpu,
+        "CPU": cpu_model(),
         "cores": f"{os.cpu_count()} logical, {psutil.cpu_count(logical=False)} physical",
         "memory": f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
-        "int8 dot-product instructions": int8_instructions(flags),
+        "int8 dot-product instructions": f"{DESCRIPTIONS[isa]} (`{isa}`)",
+        "bf16 instructions": bf16_instructions(flags),
         "onnxruntime": onnxruntime.__version__,
         "provider": provider,
         "python": platform.python_version(),

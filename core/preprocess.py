@@ -5,10 +5,18 @@ Torch-free on purpose: the service imports this module, and the manifest's
 input tensor exactly: EXIF orientation applied, converted to RGB, the shorter
 side resized to `resize` with `interpolation`, a centred `crop` x `crop` square
 cut out, scaled to [0, 1], then (x - mean) / std per channel, in CHW order.
+
+How the crop is resampled is part of that description (`resample_region`):
+exports since it was recorded resample only the source region under the crop
+(Pillow's `resize(..., box=)`), which costs a third less than resizing the whole
+image and differs from resize-then-crop by one level in about 1 value in 8,000
+(Pillow's filter weights depend on where the resampled region starts). Manifests
+without the field were made with resize-then-crop and are served that way.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from typing import Literal
@@ -39,6 +47,7 @@ class ImageDecodeError(ValueError):
 
 Interpolation = Literal["bilinear", "bicubic", "nearest", "lanczos"]
 ORDER = "exif-transpose, RGB, resize shorter side, centre crop, /255, (x-mean)/std"
+ResampleRegion = Literal["crop", "whole"]
 
 
 class PreprocessSpec(BaseModel):
@@ -53,10 +62,19 @@ class PreprocessSpec(BaseModel):
     interpolation: Interpolation = "bilinear"
     layout: Literal["NCHW"] = "NCHW"
     order: str = Field(ORDER, description="the steps, for people reading the manifest")
+    resample_region: ResampleRegion | None = Field(
+        None,
+        description="`crop`: only the source region under the centred crop is resampled, "
+        "PIL `image.resize((crop, crop), interpolation, box=(left*sx, top*sy, (left+crop)*sx, "
+        "(top+crop)*sy))` with the resized size (W', H') = (round(W*s), round(H*s)), "
+        "s = resize / min(W, H), sx = W / W', sy = H / H', left = (W' - crop) // 2, "
+        "top = (H' - crop) // 2; `whole` or absent: the whole image is resized to (W', H'), "
+        "then cropped (above 16 Mpx resized, only the crop region)",
+    )
 
     @classmethod
     def for_input(cls, input_size: int) -> PreprocessSpec:
-        return cls(resize=256, crop=input_size)
+        return cls(resize=256, crop=input_size, resample_region="crop")
 
 
 def decode_image(
@@ -111,7 +129,13 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def resize_and_crop(image: Image.Image, spec: PreprocessSpec) -> Image.Image:
-    """Resize the shorter side to `spec.resize`, then cut the centred crop square."""
+    """Resize the shorter side to `spec.resize`, then cut the centred crop square.
+
+    With `resample_region="crop"` only the region under the crop is resampled, in one
+    step; otherwise the whole image is resized and then cropped, except above
+    FULL_RESIZE_LIMIT, where a 65535x1 strip resized whole would become 16776960x256
+    pixels (13 GB) to keep 227x227 of them.
+    """
     width, height = image.size
     scale = spec.resize / min(width, height)
     new_w, new_h = max(spec.crop, round(width * scale)), max(spec.crop, round(height * scale))
@@ -120,21 +144,39 @@ def resize_and_crop(image: Image.Image, spec: PreprocessSpec) -> Image.Image:
     if (new_w, new_h) == (width, height):
         return image.crop(crop)
     resample = _RESAMPLE[spec.interpolation]
-    if new_w * new_h <= FULL_RESIZE_LIMIT:
+    if spec.resample_region != "crop" and new_w * new_h <= FULL_RESIZE_LIMIT:
         return image.resize((new_w, new_h), resample).crop(crop)
-    # Resample only the source region under the crop: a 65535x1 strip resized whole
-    # would become 16776960x256 pixels (13 GB) to keep 227x227 of them.
     sx, sy = width / new_w, height / new_h
     source = (left * sx, top * sy, (left + spec.crop) * sx, (top + spec.crop) * sy)
     return image.resize((spec.crop, spec.crop), resample, box=source)
 
 
 def normalise(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
-    """RGB image to a float32 CHW array, scaled to [0, 1] and standardised."""
-    array = np.asarray(image, dtype=np.float32) * np.float32(1 / 255)
-    mean = np.asarray(spec.mean, dtype=np.float32)
-    inv_std = 1 / np.asarray(spec.std, dtype=np.float32)
-    return np.ascontiguousarray(((array - mean) * inv_std).transpose(2, 0, 1))
+    """RGB image to a float32 CHW array, scaled to [0, 1] and standardised.
+
+    (x * float32(1/255) - mean) * (1 / std) in float32 takes one of 256 values per
+    channel, so it is looked up in a table computed with those very operations:
+    bit-identical to the formula, about a fifth of its time on a 227x227 crop.
+    """
+    pixels = np.asarray(image)
+    table = _normalisation_table(spec.mean, spec.std)
+    out = np.empty((3, *pixels.shape[:2]), np.float32)
+    for channel in range(3):
+        np.take(table[channel], pixels[..., channel], out=out[channel])
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _normalisation_table(
+    mean: tuple[float, float, float], std: tuple[float, float, float]
+) -> np.ndarray:
+    """(3, 256) float32: the normalised value of every uint8 level, per channel."""
+    levels = np.arange(256, dtype=np.float32)[:, None] * np.float32(1 / 255)
+    mean_f32 = np.asarray(mean, dtype=np.float32)
+    inv_std = 1 / np.asarray(std, dtype=np.float32)
+    table = np.ascontiguousarray(((levels - mean_f32) * inv_std).T)
+    table.flags.writeable = False
+    return table
 
 
 def preprocess_image(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:

@@ -167,12 +167,17 @@ def test_class_folder_with_only_corrupt_images_is_a_clear_error(tmp_path: Path) 
 
 
 def test_kept_images_give_the_same_eval_input_as_the_original() -> None:
-    """Shrinking a kept image must not change what validation (and the service) sees."""
+    """Shrinking a kept image must not change what validation (and the service) sees
+    beyond the one level by which resampling the crop region alone differs from
+    resize-then-crop (`core.preprocess`; on noise, 52 of 154,587 values)."""
     rng = np.random.default_rng(0)
     photo = Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
     kept = shrink(photo, SPEC.resize)
     assert min(kept.size) == SPEC.resize
-    np.testing.assert_array_equal(preprocess_image(kept, SPEC), preprocess_image(photo, SPEC))
+    as_kept, as_sent = preprocess_image(kept, SPEC), preprocess_image(photo, SPEC)
+    one_level = 1 / 255 / min(SPEC.std)
+    assert np.max(np.abs(as_kept - as_sent)) <= one_level * 1.001
+    assert np.mean(as_kept != as_sent) < 1e-3
 
 
 # --- split ----------------------------------------------------------------------------
