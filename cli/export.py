@@ -25,8 +25,10 @@ class Export(ExportConfig):
         for precision in ("int8", "fp16"):
             entry = manifest.files.get(precision)
             if entry is not None:
+                q = entry.quantization
+                recipe = f" ({q.weights.bits}-bit weights for {q.target_isa})" if q else ""
                 print(
-                    f"wrote {self.out}/{entry.path}; top-1 agreement with fp32 "
+                    f"wrote {self.out}/{entry.path}{recipe}; top-1 agreement with fp32 "
                     f"{entry.top1_agreement:.1%}"
                 )
         if self.triton is not None:

@@ -55,7 +55,7 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 
 def int8_isa(flags: frozenset[str] | set[str] | None = None, machine: str | None = None) -> Int8Isa:
     """The best int8 dot-product instructions onnxruntime can use here, best first."""
-    if (machine if machine is not None else platform.machine()).lower() not in X86_64:
+    if not is_x86_64(machine):
         return "other"
     flags = cpu_flags() if flags is None else flags
     if {"amx_int8", "amx_tile"} <= flags:
@@ -67,6 +67,10 @@ def int8_isa(flags: frozenset[str] | set[str] | None = None, machine: str | None
     if "avx2" in flags:
         return "avx2"
     return "other"
+
+
+def is_x86_64(machine: str | None = None) -> bool:
+    return (machine if machine is not None else platform.machine()).lower() in X86_64
 
 
 def has_vnni(isa: Int8Isa) -> bool:

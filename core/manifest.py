@@ -16,6 +16,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from core.cpu import Int8Isa
 from core.errors import ArtifactError, one_line
 from core.preprocess import PreprocessSpec
 
@@ -46,6 +47,40 @@ class ArtifactFile(Strict):
     bytes: Count
 
 
+class QuantizedWeights(Strict):
+    type: Literal["int8"] = "int8"
+    per_channel: bool
+    bits: Literal[7, 8] = Field(
+        description="7: the range onnxruntime keeps for CPUs without VNNI (reduce_range)"
+    )
+
+
+class QuantizedActivations(Strict):
+    type: Literal["uint8"] = "uint8"
+    calibration: Literal["MinMax"] = "MinMax"
+    images: Positive = Field(description="calibration images")
+
+
+class Quantization(Strict):
+    """How the int8 file was made, and for which CPU (`core.cpu`).
+
+    An 8-bit-weight model served on a CPU without VNNI needs onnxruntime's exact u8u8
+    path (`session.x64quantprecision=1`): the service adds it at load. Manifests
+    written before this record existed have 7-bit weights.
+    """
+
+    format: Literal["QDQ"] = "QDQ"
+    weights: QuantizedWeights
+    activations: QuantizedActivations
+    fp32_nodes: list[str] = Field(description="nodes of the fp32 graph left unquantised")
+    lrn_window_sum: Literal["conv", "matmul"] = Field(
+        description="`matmul`: LRN's window sums run as MatMul over channels (bit-identical "
+        "logits; no layout change around them in the int8 graph)"
+    )
+    target_isa: Int8Isa = Field(description="the int8 instructions the recipe was chosen for")
+    onnxruntime: str = Field(description="version that quantised it")
+
+
 class ModelFile(ArtifactFile):
     """One .onnx file of the export and what was measured of it."""
 
@@ -53,6 +88,8 @@ class ModelFile(ArtifactFile):
     max_abs_diff_vs_pytorch: dict[str, float] | None = None
     # int8 / fp16: share of held-out images whose top-1 class matches the fp32 model's.
     top1_agreement: Fraction | None = None
+    # int8 only; absent in manifests from before it was recorded (7-bit weights then).
+    quantization: Quantization | None = None
 
 
 class InputTensor(Strict):
@@ -166,6 +203,9 @@ class Manifest(Strict):
     def _consistent(self) -> Manifest:
         if "fp32" not in self.files:
             raise ValueError("files has no fp32 model")
+        described = [k for k, v in self.files.items() if v.quantization is not None]
+        if described not in ([], ["int8"]):
+            raise ValueError(f"only the int8 file has a quantization record, not {described}")
         if self.num_classes != len(self.labels):
             raise ValueError(f"{len(self.labels)} labels for num_classes {self.num_classes}")
         expected = [LOGITS_NAME, *self.layer_names]

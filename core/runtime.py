@@ -13,10 +13,13 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+
+from core.cpu import Int8Isa, has_vnni, is_x86_64
 
 log = logging.getLogger("core.runtime")
 
@@ -27,6 +30,8 @@ GPU_PROVIDERS = (TENSORRT, CUDA)
 PREFERENCES = {"auto": GPU_PROVIDERS, "tensorrt": GPU_PROVIDERS, "cuda": (CUDA,), "cpu": ()}
 
 ModelSource = Path | bytes
+# onnxruntime's exact u8 x u8 int8 kernels for x86 CPUs whose u8 x s8 ones saturate.
+X64_QUANT_PRECISION = "session.x64quantprecision"
 
 
 def nvidia_driver_present() -> bool:
@@ -55,11 +60,31 @@ def candidate_providers(preference: str) -> list[str]:
     return [p for p in PREFERENCES[preference] if p in available] + [CPU]
 
 
-def session_options(threads: int = 0, *, spin_wait: bool = False) -> ort.SessionOptions:
+def int8_session_config(
+    weight_bits: int, isa: Int8Isa, machine: str | None = None
+) -> dict[str, str]:
+    """Session config entries an int8 model with `weight_bits` needs on a CPU of class `isa`.
+
+    On x86 without VNNI onnxruntime multiplies uint8 by int8 with `vpmaddubsw`, whose
+    16-bit pair sums saturate for 8-bit weights, silently. `session.x64quantprecision`
+    turns such weights to uint8 and runs the exact u8u8 kernels (about 2x slower int8).
+    Not set anywhere else: with 7-bit weights it changes nothing, and on a VNNI CPU it
+    costs that 2x for nothing (measured, issue 17). `session.qdqisint8allowed` is never
+    set: on x86 it selects an s8s8 path 6-11x slower than fp32.
+    """
+    if weight_bits == 8 and is_x86_64(machine) and not has_vnni(isa):
+        return {X64_QUANT_PRECISION: "1"}
+    return {}
+
+
+def session_options(
+    threads: int = 0, *, spin_wait: bool = False, config: Mapping[str, str] | None = None
+) -> ort.SessionOptions:
     """The options of every session: all graph optimisations, one inter-op thread.
 
     Idle intra-op threads do not spin by default: on 2 cores spinning took CPU from
     decoding and HTTP (concurrency 16: 4-7% fewer images/s; concurrency 1: a longer tail).
+    `config` adds session config entries (`int8_session_config`).
     """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -68,6 +93,8 @@ def session_options(threads: int = 0, *, spin_wait: bool = False) -> ort.Session
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
     options.log_severity_level = 3  # errors only: a failed GPU attempt is reported by us
+    for key, value in (config or {}).items():
+        options.add_session_config_entry(key, value)
     return options
 
 
@@ -96,9 +123,11 @@ def create_session(
     )
 
 
-def cpu_session(model: ModelSource) -> ort.InferenceSession:
+def cpu_session(
+    model: ModelSource, config: Mapping[str, str] | None = None
+) -> ort.InferenceSession:
     """A CPU session with default threads: export checks must not depend on a GPU."""
-    return open_session(model, [CPU], session_options())
+    return open_session(model, [CPU], session_options(config=config))
 
 
 def run_all(session: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from core.manifest import (
 )
 from core.onnx_tools import OPSET
 from core.preprocess import PreprocessSpec
-from core.runtime import cpu_session, run_all
+from core.runtime import cpu_session, int8_session_config, run_all
 from model.architecture import layer_table, parameter_count
 from model.export_config import ExportConfig
 from model.network import AlexNet
@@ -82,12 +83,18 @@ def export(model: AlexNet, labels: list[str], training: Training, config: Export
         "fp32": ModelFile(**file_facts(fp32), max_abs_diff_vs_pytorch=parity)
     }
     if config.int8:
+        from core.cpu import int8_isa
         from model.quantize import quantize_int8
 
         int8 = out / FILE_NAMES["int8"]
-        quantize_int8(fp32, int8, calibration)
-        agreement = top1_agreement(fp32, int8, validation)
-        files["int8"] = ModelFile(**file_facts(int8), top1_agreement=agreement)
+        isa = int8_isa() if config.int8_isa == "auto" else config.int8_isa
+        quantization = quantize_int8(fp32, int8, calibration, isa=isa)
+        # Measured as the service would run it on this machine (core.runtime).
+        serving = int8_session_config(quantization.weights.bits, int8_isa())
+        agreement = top1_agreement(fp32, int8, validation, serving)
+        files["int8"] = ModelFile(
+            **file_facts(int8), top1_agreement=agreement, quantization=quantization
+        )
     if config.fp16:
         fp16 = _save(to_fp16(onnx.load(str(fp32))), out / FILE_NAMES["fp16"])
         agreement = top1_agreement(fp32, fp16, validation)
@@ -141,9 +148,14 @@ def check_parity(
     return report
 
 
-def top1_agreement(reference: Path, candidate: Path, batches: list[np.ndarray]) -> float:
+def top1_agreement(
+    reference: Path,
+    candidate: Path,
+    batches: list[np.ndarray],
+    config: Mapping[str, str] | None = None,
+) -> float:
     """Fraction of images whose top-1 class is the same under both models."""
-    ref_session, cand_session = cpu_session(reference), cpu_session(candidate)
+    ref_session, cand_session = cpu_session(reference), cpu_session(candidate, config)
     same = total = 0
     for batch in batches:
         ref = ref_session.run([LOGITS_NAME], {INPUT_NAME: batch})[0].argmax(1)

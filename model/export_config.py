@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from core.cpu import Int8Isa
 
 
 class ExportConfig(BaseModel):
@@ -29,6 +32,11 @@ class ExportConfig(BaseModel):
         "unset: procedurally drawn shapes",
     )
     int8: bool = Field(False, description="also write alexnet.int8.onnx (for CPUs)")
+    int8_isa: Literal["auto"] | Int8Isa = Field(
+        "auto",
+        description="the CPUs the int8 model is for: auto = this machine's int8 instructions; "
+        "with VNNI (amx, avx512_vnni, avx_vnni) weights use 8 bits, else 7",
+    )
     fp16: bool = Field(False, description="also write alexnet.fp16.onnx (for GPUs)")
     explain: bool = Field(
         True,

@@ -24,10 +24,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from core.cpu import Int8Isa, int8_isa
 from core.errors import ArtifactError
 from core.manifest import LOGITS_NAME
 from core.onnx_tools import with_outputs_only
-from core.runtime import CPU, candidate_providers, open_session, session_options
+from core.runtime import (
+    CPU,
+    candidate_providers,
+    int8_session_config,
+    open_session,
+    session_options,
+)
 from service.artifacts import ModelArtifacts
 
 log = logging.getLogger("service.engine")
@@ -68,9 +75,14 @@ class Engine:
         provider: str = "auto",
         intra_op_threads: int = 0,
         spin_wait: bool = False,
+        cpu_isa: Int8Isa | None = None,
     ) -> None:
         self.artifacts = artifacts
-        options = session_options(intra_op_threads, spin_wait=spin_wait)
+        # The CPU's int8 class (`core.cpu`; a test may impose one) and what it asks of the
+        # session for the model served.
+        self.cpu_isa: Int8Isa = int8_isa() if cpu_isa is None else cpu_isa
+        self.session_config = _precision_config(artifacts, self.cpu_isa)
+        options = session_options(intra_op_threads, spin_wait=spin_wait, config=self.session_config)
         try:
             session = open_session(artifacts.model_path, candidate_providers(provider), options)
         except Exception as exc:
@@ -95,6 +107,13 @@ class Engine:
             artifacts.precision,
             options.intra_op_num_threads,
         )
+
+    def session_config_entry(self, key: str) -> str | None:
+        """A config entry as onnxruntime holds it for the model's sessions (None: unset)."""
+        try:
+            return str(self._session.get_session_options().get_session_config_entry(key))
+        except RuntimeError:  # onnxruntime's answer for a key never set
+            return None
 
     def _check_against_manifest(self) -> None:
         manifest = self.artifacts.manifest
@@ -152,6 +171,27 @@ class Engine:
             batch = np.zeros((size, *shape), np.float32)
             self.run(batch, self.output_names)
             self.run(batch, (LOGITS_NAME,))
+
+
+def _precision_config(artifacts: ModelArtifacts, isa: Int8Isa) -> dict[str, str]:
+    """Session config entries the served model needs on this CPU; logged when there are any."""
+    if artifacts.precision != "int8":
+        return {}
+    quantization = artifacts.manifest.files["int8"].quantization
+    # A manifest from before the record has the old recipe's 7-bit weights.
+    bits = quantization.weights.bits if quantization is not None else 7
+    config = int8_session_config(bits, isa)
+    if config:
+        log.warning(
+            "%s has %d-bit weights, made for %s, and this CPU has no VNNI (%s): running "
+            "onnxruntime's exact u8u8 int8 kernels (%s), about 2x slower than on a VNNI CPU",
+            artifacts.model_path.name,
+            bits,
+            quantization.target_isa if quantization is not None else "unknown",
+            isa,
+            ", ".join(f"{k}={v}" for k, v in config.items()),
+        )
+    return config
 
 
 def _run_bound(

@@ -23,6 +23,8 @@ async def model_info(state: StateDep) -> dict[str, Any]:
         },
         "precision": engine.artifacts.precision,
         "provider": engine.provider,
+        # The CPU's int8 instructions (core.cpu) and the session config they called for.
+        "cpu": {"int8_isa": engine.cpu_isa, "session_config": engine.session_config},
         "batching": {
             "max_batch_size": state.settings.max_batch_size,
             "max_batch_wait_ms": state.settings.max_batch_wait_ms,

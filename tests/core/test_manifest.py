@@ -108,3 +108,52 @@ def test_written_manifests_read_back_equal(tmp_path: Path, old: dict[str, Any]) 
     write_manifest(folder, manifest)
     assert read_manifest(folder) == manifest
     assert not list(folder.glob("*.partial"))
+
+
+RECORD = {
+    "format": "QDQ",
+    "weights": {"type": "int8", "per_channel": True, "bits": 8},
+    "activations": {"type": "uint8", "calibration": "MinMax", "images": 64},
+    "fp32_nodes": ["fc8", "norm1_window_sum", "norm2_window_sum"],
+    "lrn_window_sum": "matmul",
+    "target_isa": "avx512_vnni",
+    "onnxruntime": "1.31.1",
+}
+
+
+def test_the_int8_quantization_record_is_typed_and_round_trips(
+    tmp_path: Path, old: dict[str, Any]
+) -> None:
+    old["files"]["int8"]["quantization"] = RECORD
+    manifest = read_manifest(folder_with(tmp_path, old))
+    record = manifest.files["int8"].quantization
+    assert record is not None and record.weights.bits == 8 and record.target_isa == "avx512_vnni"
+    assert json.loads(manifest.dumps()) == old
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda q: q["weights"].update(bits=6), "quantization.weights.bits"),
+        (lambda q: q.update(target_isa="neon"), "quantization.target_isa"),
+        (lambda q: q.update(lrn_window_sum="lrn"), "quantization.lrn_window_sum"),
+        (lambda q: q.update(reduce_range=True), "Extra inputs are not permitted"),
+        (lambda q: q["activations"].pop("images"), "quantization.activations.images"),
+    ],
+)
+def test_a_bad_quantization_record_is_refused(
+    tmp_path: Path, old: dict[str, Any], change: Any, named: str
+) -> None:
+    record = json.loads(json.dumps(RECORD))
+    change(record)
+    old["files"]["int8"]["quantization"] = record
+    with pytest.raises(ArtifactError, match=named):
+        read_manifest(folder_with(tmp_path, old))
+
+
+def test_only_the_int8_file_carries_a_quantization_record(
+    tmp_path: Path, old: dict[str, Any]
+) -> None:
+    old["files"]["fp32"]["quantization"] = RECORD
+    with pytest.raises(ArtifactError, match="only the int8 file has a quantization record"):
+        read_manifest(folder_with(tmp_path, old))

@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
+from core.cpu import INT8_ISAS
 from core.preprocess import preprocess_bytes
 from service.artifacts import load_artifacts
 from service.classify import softmax
@@ -31,7 +32,10 @@ def test_model_describes_itself(server: RunningServer) -> None:
     assert [layer["name"] for layer in body["layers"]] == DESIGN_LAYERS
     assert body["input"]["shape"] == [3, 227, 227]
     assert body["preprocess"]["crop"] == 227
+    assert body["preprocess"]["resample_region"] == "crop"
     assert len(body["labels"]) == 10
+    assert body["cpu"]["int8_isa"] in INT8_ISAS
+    assert body["cpu"]["session_config"] == {}  # fp32 needs nothing of the CPU
 
 
 def test_predict_ranks_labels_like_onnxruntime(
