@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import math
+import socket
 from types import FrameType
 
 import uvicorn
@@ -20,9 +22,21 @@ class DrainingServer(uvicorn.Server):
     most `shutdown_timeout_s`) and only then runs the app's shutdown.
     """
 
-    def __init__(self, config: uvicorn.Config, state: ServiceState) -> None:
+    def __init__(
+        self, config: uvicorn.Config, state: ServiceState, *, tune_gc: bool = False
+    ) -> None:
         super().__init__(config)
         self.service_state = state
+        self.tune_gc = tune_gc
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.tune_gc:
+            # Requests leave container objects for the cyclic collector. At the default
+            # young-generation threshold (700) it ran every ~14 requests at concurrency 16
+            # and cost 0.08 ms of CPU per request, at 10,000 every ~250 requests and 0.02
+            # ms (pauses of ~5 ms instead of ~0.8; issue 17, in-process, int8, real decode).
+            gc.set_threshold(10_000, 10, 10)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.service_state.draining = True
@@ -46,6 +60,6 @@ def serve(settings: Settings) -> int:
         access_log=False,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout_s),
     )
-    server = DrainingServer(config, app.state.service)
+    server = DrainingServer(config, app.state.service, tune_gc=True)
     server.run()
     return 0 if server.started else 1
