@@ -24,6 +24,8 @@ import numpy as np
 
 from benchmarks import limit as inproc
 from benchmarks import probes
+from benchmarks.bf16_probe import probe as bf16_probe
+from benchmarks.bf16_probe import summary as bf16_summary
 from benchmarks.corpus import Multipart, build_corpus, large_rgb_jpeg, multipart
 from benchmarks.loadgen import LoadResult, choose_client, run_load
 from benchmarks.machine import machine
@@ -34,9 +36,11 @@ from benchmarks.serverproc import Server, Usage, Watch, started_server
 from core.runtime import CPU
 
 if TYPE_CHECKING:
-    from core.manifest import Manifest, Precision
+    from core.manifest import Precision
     from service.engine import Engine
     from service.settings import Settings
+
+InProcess = tuple["Engine", "Settings", list[bytes]]  # the limit's engine, settings and images
 
 
 def drive(
@@ -53,7 +57,9 @@ def drive(
         load = run_load(client, f"{server.url}/v1/predict", bodies, concurrency, seconds)
     histograms = diff(scrape(server.url), before)
     window = time.perf_counter() - opened
-    level = Level(load, usage[0] if server.pid else None, histograms, window)
+    level = Level(
+        load, usage[0] if server.pid else None, histograms, window, load_average=os.getloadavg()[0]
+    )
     # Requests still in flight when the client stopped must not count towards the next level.
     settle(server.url, quiet_s=max(0.5, 2 * level.mean_ms("alexnet_inference_seconds") / 1000))
     print(
@@ -126,7 +132,6 @@ def run_benchmark(config: BenchConfig) -> int:
         engine, settings, 1 if quick else limit.batch_size, 8 if quick else 12
     )
     providers = engine.providers
-    manifest = engine.artifacts.manifest
     jpeg = large_rgb_jpeg(1024)
     convolution = inproc.measure_convolution(jpeg, providers, rounds)
 
@@ -147,6 +152,9 @@ def run_benchmark(config: BenchConfig) -> int:
         )
         activations = probes.activations_vs_predict(server.url, corpus[0], rounds)
         endpoint_ms, _ = probes.convolve_endpoint_ms(server.url, jpeg, rounds)
+        limit_service = paired_limit(
+            engine, settings, blobs, (server, watch), client, bodies, compare_at, seconds, limit
+        )
         results = Results(
             name=config.name,
             machine=machine(provider, client),
@@ -159,18 +167,22 @@ def run_benchmark(config: BenchConfig) -> int:
             activations=activations,
             one_paired=one_paired,
             serial=serial,
+            limit_service=limit_service,
         )
         results.machine["load average before the run"] = load_before
+        results.machine["bf16"] = bf16_summary(bf16_probe())
         settings_text = (
             json.dumps(config.service_settings) if config.service_settings else "defaults"
         )
         results.machine["service settings"] = settings_text
-        compare_variants(config, results, (server, watch), manifest, bodies, client, seconds, logs)
+        compare_variants(
+            config, results, (server, watch), (engine, settings, blobs), bodies, client, logs
+        )
         results.peak_rss = watch.peak_rss
     # Other work on the machine skews every figure: say how busy it was.
     results.machine["load average after the run"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     report = write(results, config.results)
-    at = results.level(compare_at)
+    at = results.limit_service or results.level(compare_at)
     ratio = at.load.throughput / limit.throughput if at else float("nan")
     print(f"service / limit at concurrency {compare_at}: {ratio:.2f}")
     print(f"wrote {report} in {time.perf_counter() - started:.0f} s (server logs in {logs})")
@@ -206,7 +218,14 @@ def merge(levels: list[Level]) -> Level:
         name: functools.reduce(operator.add, (level.histograms[name] for level in levels))
         for name in names
     }
-    return Level(load, usage, histograms, sum(level.window_s for level in levels), len(levels))
+    return Level(
+        load,
+        usage,
+        histograms,
+        sum(level.window_s for level in levels),
+        len(levels),
+        max(level.load_average for level in levels),
+    )
 
 
 def paired(
@@ -258,22 +277,66 @@ def paired_with_serial(
     return merge(levels), reference
 
 
+def paired_limit(
+    engine: Engine,
+    settings: Settings,
+    blobs: list[bytes],
+    main: tuple[Server, Watch],
+    client: str,
+    bodies: list[Multipart],
+    concurrency: int,
+    seconds: float,
+    limit: inproc.Limit,
+) -> Level:
+    """The limit's pipelined runs again, in bursts alternating with the service's.
+
+    Measured alone before the service, the limit met whatever else the machine ran then
+    (issue 17: a starved limit made the service look 1.59x faster than it). The figures
+    measured here replace the pipelined ones in `limit`; returns the service's bursts.
+    """
+    sizes = sorted({limit.batch_size, limit.in_flight_batch}, reverse=True)
+    rounds = max(2, min(4, round(seconds / 3)))
+    burst_s = max(seconds / rounds, 0.5)
+    print(f"concurrency {concurrency} and the in-process limit in alternating bursts ...")
+    bursts: dict[int, list[inproc.Burst]] = {size: [] for size in sizes}
+    levels = []
+    for index in range(rounds):
+        steps: list[int | None] = [None, *sizes]
+        for step in steps if index % 2 == 0 else steps[::-1]:
+            if step is None:
+                levels.append(drive(*main, client, bodies, concurrency, burst_s))
+            else:
+                bursts[step].append(inproc.pipelined_burst(engine, blobs, step, settings, burst_s))
+    for size, taken in bursts.items():
+        limit.pipelined_by_batch[size] = inproc.merge_bursts(taken)
+        rate, cpu = limit.pipelined_by_batch[size]
+        print(f"  limit, batch {size}: {rate:.1f} img/s, {cpu:.1f} ms CPU per image", flush=True)
+    limit.throughput, limit.cpu_ms_per_image = limit.pipelined_by_batch[limit.batch_size]
+    limit.paired_bursts = rounds
+    return merge(levels)
+
+
 def compare_variants(
     config: BenchConfig,
     results: Results,
     main: tuple[Server, Watch],
-    manifest: Manifest,
+    in_process: InProcess,
     bodies: list[Multipart],
     client: str,
-    seconds: float,
     logs: Path,
 ) -> None:
-    """Batching off, then int8 (CPU) or fp16 (GPU), each paired with the main server."""
+    """Batching off, then int8 (CPU) or fp16 (GPU), each paired with the main server.
+
+    The precision comparison also times both models alone (onnxruntime, alternated) and
+    both pipelines in process (decode + inference, in bursts between the servers'), so the
+    report can say how much of the model's ratio survives decoding and HTTP.
+    """
     at = results.compare_at
+    seconds = min(config.duration, 2.0) if config.quick else config.duration
     provider = results.machine["provider"]
     variant: Precision = "int8" if provider == CPU else "fp16"
     results.variant = variant
-    entry = manifest.files.get(variant)
+    entry = in_process[0].artifacts.manifest.files.get(variant)
     if entry is not None:
         results.variant_agreement = entry.top1_agreement
     if config.url:
@@ -287,15 +350,67 @@ def compare_variants(
     else:
         results.notes.append(f"the manifest offers no {variant} model: export with --{variant}")
     rounds = 2 if config.quick else 3
-    for label, settings in runs:
+    for label, overrides in runs:
         print(f"service, {label}, in alternating bursts with the service as measured ...")
         log = logs / f"server-{label.replace(' ', '-')}.log"
-        merged = {**config.service_settings, **settings}
+        merged = {**config.service_settings, **overrides}
         with started_server(config.artifacts, log, **merged) as server, Watch(server.pid) as watch:
             run_load(client, f"{server.url}/v1/predict", bodies, 4, 1.0)
             settle(server.url, quiet_s=1.0)
-            base, level = paired(main, (server, watch), client, bodies, at, seconds, rounds)
-        if label == "batching off":
-            results.batching_on, results.batching_off = base, level
-        else:
-            results.variant_baseline, results.variant_level = base, level
+            if label == "batching off":
+                base, level = paired(main, (server, watch), client, bodies, at, seconds, rounds)
+                results.batching_on, results.batching_off = base, level
+            else:
+                compare_precision(
+                    results, main, (server, watch), in_process, bodies, client, seconds, rounds
+                )
+
+
+def compare_precision(
+    results: Results,
+    main: tuple[Server, Watch],
+    other: tuple[Server, Watch],
+    in_process: InProcess,
+    bodies: list[Multipart],
+    client: str,
+    seconds: float,
+    rounds: int,
+) -> None:
+    """fp32 and the variant: models alone, then servers and in-process pipelines alternated."""
+    from service.artifacts import load_artifacts
+    from service.engine import Engine
+
+    engine, settings, blobs = in_process
+    variant = results.variant
+    quick = rounds < 3
+    fast = Engine(
+        load_artifacts(engine.artifacts.folder, variant),  # type: ignore[arg-type]
+        provider=settings.provider,
+        intra_op_threads=settings.intra_op_threads,
+        spin_wait=settings.spin_wait,
+    )
+    batch = results.limit.in_flight_batch
+    engines = {"fp32": engine, variant: fast}
+    print(f"{variant} and fp32 alone, alternated, batch 1 and {batch} ...", flush=True)
+    results.model_alone = [
+        inproc.model_alone(engines, size, 4 if quick else 8, 2.0 if quick else 8.0)
+        for size in sorted({1, batch})
+    ]
+    print(f"{variant} and fp32: servers and in-process pipelines (batch {batch}) alternated ...")
+    base, level = [], []
+    bursts: dict[str, list[inproc.Burst]] = {name: [] for name in engines}
+    burst_s = max(seconds / rounds, 0.5)
+    for index in range(rounds):
+        steps = ["fp32 server", "variant server", *engines]
+        for step in steps if index % 2 == 0 else steps[::-1]:
+            if step == "fp32 server":
+                base.append(drive(*main, client, bodies, results.compare_at, burst_s))
+            elif step == "variant server":
+                level.append(drive(*other, client, bodies, results.compare_at, burst_s))
+            else:
+                bursts[step].append(
+                    inproc.pipelined_burst(engines[step], blobs, batch, settings, burst_s)
+                )
+    results.variant_baseline, results.variant_level = merge(base), merge(level)
+    results.variant_inprocess_batch = batch
+    results.variant_inprocess = {name: inproc.merge_bursts(b) for name, b in bursts.items()}

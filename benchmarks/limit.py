@@ -57,6 +57,10 @@ class Limit:
     decode_ms: float  # median decode + preprocess of one image
     raw_batch1_ms: float  # median onnxruntime run at batch 1
     raw_batch1_p99_ms: float
+    decode_cpu_ms: float = float("nan")  # median thread CPU to decode + preprocess one image
+    # Bursts the pipelined figures come from, alternated with the service's (0: measured
+    # before the service started, alone).
+    paired_bursts: int = 0
 
 
 def decoder(settings: Settings, engine: Engine) -> Callable[[bytes], np.ndarray]:
@@ -83,6 +87,7 @@ def measure_limit(
     `in_flight_batch`."""
     decode = decoder(settings, engine)
     decode_times = timed(lambda: [decode(blob) for blob in blobs], rounds) / len(blobs)
+    decode_cpu = decode_cpu_ms(decode, blobs, rounds)
     tensor = decode(blobs[0])
     single = tensor[None]
     engine.run(single)
@@ -110,6 +115,88 @@ def measure_limit(
         decode_ms=float(np.median(decode_times)) * 1000,
         raw_batch1_ms=float(np.median(raw)) * 1000,
         raw_batch1_p99_ms=float(np.percentile(raw, 99)) * 1000,
+        decode_cpu_ms=decode_cpu,
+    )
+
+
+def decode_cpu_ms(decode: Callable[[bytes], np.ndarray], blobs: list[bytes], rounds: int) -> float:
+    """Median over rounds of this thread's CPU time per image to decode + preprocess."""
+    per_image = []
+    for _ in range(rounds):
+        started = time.thread_time()
+        for blob in blobs:
+            decode(blob)
+        per_image.append((time.thread_time() - started) / len(blobs) * 1000)
+    return float(np.median(per_image))
+
+
+@dataclass
+class Burst:
+    """One pipelined run in process: images, wall seconds and process CPU seconds."""
+
+    images: int
+    wall_s: float
+    cpu_s: float
+
+
+def pipelined_burst(
+    engine: Engine,
+    blobs: list[bytes],
+    batch_size: int,
+    settings: Settings,
+    seconds: float,
+) -> Burst:
+    """`pipelined` with the process's CPU time (decode pool and onnxruntime threads)."""
+    cpu, started = time.process_time(), time.perf_counter()
+    _, images = pipelined(engine, decoder(settings, engine), blobs, batch_size, settings, seconds)
+    return Burst(images, time.perf_counter() - started, time.process_time() - cpu)
+
+
+def merge_bursts(bursts: list[Burst]) -> tuple[float, float]:
+    """(images per second, CPU ms per image) over bursts taken together."""
+    images = sum(b.images for b in bursts)
+    wall = sum(b.wall_s for b in bursts)
+    return images / wall, sum(b.cpu_s for b in bursts) / images * 1000
+
+
+@dataclass
+class ModelAlone:
+    """onnxruntime alone, two precisions alternated: per image at one batch size."""
+
+    batch_size: int
+    wall_ms: dict[str, float]  # median wall time per image, by precision
+    cpu_ms: dict[str, float]  # process CPU time per image over all runs, by precision
+
+    def ratio(self, slow: str, fast: str) -> float:
+        """How many times less CPU per image `fast` takes than `slow`."""
+        return self.cpu_ms[slow] / self.cpu_ms[fast]
+
+
+def model_alone(
+    engines: dict[str, Engine], batch_size: int, rounds: int, seconds: float
+) -> ModelAlone:
+    """Each engine's logits at `batch_size` on the same random batch, alternated round by round."""
+    shape = next(iter(engines.values())).artifacts.input_shape
+    batch = np.random.default_rng(0).standard_normal((batch_size, *shape), dtype=np.float32)
+    walls: dict[str, list[float]] = {name: [] for name in engines}
+    cpus = dict.fromkeys(engines, 0.0)
+    runs = dict.fromkeys(engines, 0)
+    for engine in engines.values():
+        engine.run(batch)
+    for index in range(rounds):
+        order = list(engines) if index % 2 == 0 else list(engines)[::-1]
+        for name in order:
+            cpu, ends = time.process_time(), time.perf_counter() + seconds / rounds / len(engines)
+            while True:
+                walls[name].append(float(timed(partial(engines[name].run, batch), 1)[0]))
+                runs[name] += 1
+                if time.perf_counter() >= ends:
+                    break
+            cpus[name] += time.process_time() - cpu
+    return ModelAlone(
+        batch_size,
+        {name: float(np.median(w)) / batch_size * 1000 for name, w in walls.items()},
+        {name: cpus[name] / (runs[name] * batch_size) * 1000 for name in engines},
     )
 
 

@@ -7,8 +7,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from benchmarks.limit import Convolution, Limit, LogitsOnly
+from benchmarks.limit import Convolution, Limit, LogitsOnly, ModelAlone
 from benchmarks.loadgen import LoadResult
+from benchmarks.precision import precision_costs
 from benchmarks.probes import ActivationsVsPredict
 from benchmarks.scrape import REQUESTS, Histogram, batch_sizes
 from benchmarks.serverproc import Usage
@@ -36,6 +37,7 @@ class Level:
     histograms: dict[str, Histogram]
     window_s: float  # wall time between the two /metrics scrapes around the load
     bursts: int = 1  # separate runs of the load generator merged into this level
+    load_average: float = math.nan  # the machine's 1-minute load average after it (max of bursts)
 
     def mean_ms(self, name: str) -> float:
         histogram = self.histograms.get(name)
@@ -62,6 +64,12 @@ class Level:
         if self.usage is None or not self.images:
             return math.nan
         return self.usage.cpu_s / self.images * 1000
+
+    @property
+    def decode_cpu_ms(self) -> float:
+        """The server's decode + preprocess thread CPU per image (its own histogram)."""
+        histogram = self.histograms.get("alexnet_decode_cpu_seconds")
+        return histogram.mean * 1000 if histogram and histogram.count else math.nan
 
     @property
     def batches(self) -> str:
@@ -91,6 +99,14 @@ class Results:
     # Concurrency 1 in bursts alternating with the in-process one-at-a-time reference.
     one_paired: Level | None = None
     serial: SerialReference | None = None
+    # The main server at compare_at, in bursts alternating with the limit's pipelined runs.
+    limit_service: Level | None = None
+    # Both models alone (onnxruntime), alternated, at batch 1 and near the service's batches.
+    model_alone: list[ModelAlone] = field(default_factory=list)
+    # Both pipelines in process at this batch (img/s, CPU ms per image), in bursts
+    # alternating with the two servers' (variant_baseline, variant_level).
+    variant_inprocess_batch: int = 0
+    variant_inprocess: dict[str, tuple[float, float]] = field(default_factory=dict)
     peak_rss: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -112,12 +128,13 @@ def level_rows(r: Results) -> list[str]:
     head = (
         "| concurrency | throughput (img/s) | p50 (ms) | p90 (ms) | p99 (ms) | errors "
         "| queue wait (ms, mean) | inference (ms/batch, mean) | mean batch | batch sizes ran "
-        "| inference busy | server CPU (cores) | server CPU per image (ms) | client CPU (cores) "
-        "| peak server RSS (MiB) |"
+        "| inference busy | server CPU (cores) | server CPU per image (ms) "
+        "| of which decode (ms) | client CPU (cores) | peak server RSS (MiB) | load average |"
     )
-    lines = [head, "|" + "---|" * 15]
+    lines = [head, "|" + "---|" * 17]
     extra = [
         ("paired with the in-process reference", r.one_paired),
+        ("paired with the in-process limit", r.limit_service),
         ("batching on, paired", r.batching_on),
         ("batching off, paired", r.batching_off),
         ("fp32, paired", r.variant_baseline),
@@ -133,8 +150,8 @@ def level_rows(r: Results) -> list[str]:
             f"| {_f(lv.mean_ms('alexnet_queue_wait_seconds'))} "
             f"| {_f(lv.mean_ms('alexnet_inference_seconds'))} | {_f(lv.mean_batch)} "
             f"| {lv.batches} | {lv.inference_busy:.0%} | {_f(u.cores if u else None, 2)} "
-            f"| {_f(lv.cpu_ms_per_image)} | {load.client_cores:.2f} "
-            f"| {_f(u.peak_rss / MIB if u else None, 0)} |"
+            f"| {_f(lv.cpu_ms_per_image)} | {_f(lv.decode_cpu_ms)} | {load.client_cores:.2f} "
+            f"| {_f(u.peak_rss / MIB if u else None, 0)} | {_f(lv.load_average)} |"
         )
     return lines
 
@@ -142,20 +159,26 @@ def level_rows(r: Results) -> list[str]:
 def where_time_goes(r: Results) -> list[str]:
     """The figures that say where a request's time is spent, computed from this run."""
     lines = []
-    at = r.level(r.compare_at)
+    at = r.limit_service or r.level(r.compare_at)
     if at is not None:
         pipelined = r.limit.pipelined_by_batch
         near = min(pipelined, key=lambda size: abs(size - at.mean_batch))
         rate, cpu_ms = pipelined[near]
+        paired = " (paired bursts)" if r.limit_service is not None else ""
         lines += [
             f"- At concurrency {r.compare_at} the inference thread was in onnxruntime "
             f"{at.inference_busy:.0%} of the time (mean batch {_f(at.mean_batch)}); the oldest "
             f"image of a batch waited {_f(at.mean_ms('alexnet_queue_wait_seconds'))} ms.",
-            f"- In process at batch {near} (near the service's batches): {rate:.1f} img/s, "
-            f"{cpu_ms:.1f} ms of CPU per image; the server at concurrency {r.compare_at}: "
-            f"{at.load.throughput:.1f} img/s, {_f(at.cpu_ms_per_image)} ms of CPU per image. "
-            f"The difference, {_f(at.cpu_ms_per_image - cpu_ms)} ms per image, is what HTTP, "
-            "multipart parsing, batching and JSON cost.",
+            f"- In process at batch {near} (near the service's batches){paired}: {rate:.1f} "
+            f"img/s, {cpu_ms:.1f} ms of CPU per image; the server at concurrency "
+            f"{r.compare_at}: {at.load.throughput:.1f} img/s, {_f(at.cpu_ms_per_image)} ms of "
+            f"CPU per image. The difference, {_f(at.cpu_ms_per_image - cpu_ms)} ms per image, "
+            "is what HTTP, multipart parsing, batching and JSON cost.",
+            f"- Decode share at concurrency {r.compare_at}: the server's decode + preprocess "
+            f"threads spent {_f(at.decode_cpu_ms)} ms of CPU per image (its "
+            f"alexnet_decode_cpu_seconds histogram) of {_f(at.cpu_ms_per_image)} "
+            f"({_share(at.decode_cpu_ms, at.cpu_ms_per_image)}); in process, one thread, "
+            f"{_f(r.limit.decode_cpu_ms)} ms.",
         ]
     lines += latency_at_one(r)
     lim = r.limit
@@ -172,6 +195,63 @@ def where_time_goes(r: Results) -> list[str]:
             f"{r.logits_only.batch_size}): {top}."
         )
     return lines
+
+
+def _share(part: float, whole: float) -> str:
+    return "n/a" if math.isnan(part) or math.isnan(whole) or not whole else f"{part / whole:.0%}"
+
+
+def precision_section(r: Results) -> list[str]:
+    """fp32 against the variant, stage by stage: where the model's ratio goes."""
+    costs = precision_costs(r)
+    if costs is None:
+        return []
+    v, b = r.variant, r.variant_inprocess_batch
+    out = [
+        "",
+        f"## {v} against fp32: where the model's ratio goes",
+        "",
+        f"CPU per image (ms); every pair alternated in one run. Concurrency {r.compare_at}.",
+        "",
+        f"| stage | fp32 | {v} | fp32 / {v} |",
+        "|---|---|---|---|",
+    ]
+    for alone in r.model_alone:
+        f, q = alone.cpu_ms["fp32"], alone.cpu_ms[v]
+        out.append(
+            f"| onnxruntime alone, batch {alone.batch_size} (wall ms per image: "
+            f"{alone.wall_ms['fp32']:.2f} vs {alone.wall_ms[v]:.2f}) | {f:.2f} | {q:.2f} "
+            f"| **{f / q:.2f}x** |"
+        )
+    rows = [
+        (f"in-process pipeline, batch {b} (decode + onnxruntime)", costs.pipeline),
+        (f"the service, concurrency {r.compare_at}", costs.server),
+        ("... of which decode + preprocess (the server's histogram)", costs.decode),
+        (
+            "... HTTP, multipart, batching, JSON (service - pipeline)",
+            {n: costs.overhead(n) for n in costs.server},
+        ),
+    ]
+    for label, values in rows:
+        out.append(
+            f"| {label} | {values['fp32']:.2f} | {values[v]:.2f} "
+            f"| {values['fp32'] / values[v]:.2f}x |"
+        )
+    t = costs.throughput
+    out += [
+        f"| the service's throughput (img/s) | {t['fp32']:.1f} | {t[v]:.1f} "
+        f"| **{t[v] / t['fp32']:.2f}x** ({v} / fp32) |",
+        "",
+        f"- Decode share of the server's CPU per image: fp32 "
+        f"{_share(costs.decode['fp32'], costs.server['fp32'])}, {v} "
+        f"{_share(costs.decode[v], costs.server[v])}.",
+        f"- Bound: {v} shrinks the model, not decode + HTTP ({costs.fixed():.2f} ms per image "
+        f"here). With the models' batch-{b} costs that caps the service's CPU ratio at "
+        f"({costs.model['fp32']:.2f} + {costs.fixed():.2f}) / ({costs.model[v]:.2f} + "
+        f"{costs.fixed():.2f}) = **{costs.bound('fp32', v):.2f}x**; 2.2x would need decode + "
+        f"HTTP <= {costs.fixed_allowed('fp32', v, 2.2):.2f} ms per image.",
+    ]
+    return out
 
 
 def latency_at_one(r: Results) -> list[str]:
@@ -215,12 +295,17 @@ def markdown(r: Results) -> str:
         "",
         f"- service / limit at concurrency {r.compare_at}: "
         + (
-            f"{r.level(r.compare_at).load.throughput / lim.throughput:.2f}"  # type: ignore[union-attr]
-            if r.level(r.compare_at)
+            f"{(r.limit_service or r.level(r.compare_at)).load.throughput / lim.throughput:.2f}"  # type: ignore[union-attr]
+            if (r.limit_service or r.level(r.compare_at))
             else "n/a"
         ),
         f"- pipelined decode + preprocess + onnxruntime at batch {lim.batch_size}: "
-        f"{lim.throughput:.1f} img/s, {lim.cpu_ms_per_image:.1f} ms of CPU per image",
+        f"{lim.throughput:.1f} img/s, {lim.cpu_ms_per_image:.1f} ms of CPU per image "
+        + (
+            f"(in {lim.paired_bursts} bursts alternating with the service's)"
+            if lim.paired_bursts
+            else "(measured alone, before the service)"
+        ),
         f"- decode + preprocess of one image (median): {lim.decode_ms:.1f} ms",
         f"- onnxruntime at batch 1: median {lim.raw_batch1_ms:.1f} ms, "
         f"p99 {lim.raw_batch1_p99_ms:.1f} ms",
@@ -237,6 +322,7 @@ def markdown(r: Results) -> str:
         + ", ".join(f"{size}: {rate:.1f}" for size, rate in lim.inference_only.items()),
         f"- convolution engine result vs scipy: max |difference| {r.convolution.max_abs_diff:.2e}",
     ]
+    out += precision_section(r)
     out += ["", "## Where the time goes", "", *where_time_goes(r)]
     if r.notes:
         out += ["", "## Notes", ""] + [f"- {note}" for note in r.notes]

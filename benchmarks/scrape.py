@@ -9,7 +9,12 @@ from dataclasses import dataclass
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-HISTOGRAMS = ("alexnet_queue_wait_seconds", "alexnet_inference_seconds", "alexnet_batch_size")
+HISTOGRAMS = (
+    "alexnet_queue_wait_seconds",
+    "alexnet_inference_seconds",
+    "alexnet_batch_size",
+    "alexnet_decode_cpu_seconds",
+)
 # Request durations as the server saw them, only for the requests the load generator sends
 # (the scrapes themselves are requests too).
 REQUESTS = "alexnet_http_request_duration_seconds"

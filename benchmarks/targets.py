@@ -1,41 +1,25 @@
-"""Every target of the performance issue, next to what this run measured."""
+"""Every target of the performance issues, next to what this run measured, and why a miss."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from benchmarks.precision import precision_costs
+from core.cpu import has_vnni, int8_isa
+
 if TYPE_CHECKING:
-    from benchmarks.report import Results
+    from benchmarks.report import Level, Results
+
+Row = tuple[str, str, str, bool | None]
+SERVICE_VS_LIMIT = 0.95  # issue 17, fp32 and int8 alike
+INT8_SPEED_UP = 2.2  # issue 17, on a VNNI CPU (the ONNX zoo's int8 AlexNet: 2.26x)
 
 
-def targets(r: Results) -> list[tuple[str, str, str, bool | None]]:
-    """(what, measured, target, met) for every target of the issue."""
-    rows: list[tuple[str, str, str, bool | None]] = []
-    at = r.level(r.compare_at)
+def targets(r: Results) -> list[Row]:
+    """(what, measured, target, met) for every target of the issues."""
+    rows = service_vs_limit(r)
+    on = r.batching_on or r.level(r.compare_at)
     c = r.compare_at
-    if at is not None:
-        ratio = at.load.throughput / r.limit.throughput
-        rows.append(
-            (
-                f"predict throughput at concurrency {c} / in-process limit",
-                f"{ratio:.2f}x ({at.load.throughput:.1f} vs {r.limit.throughput:.1f} img/s)",
-                ">= 0.85x",
-                ratio >= 0.85,
-            )
-        )
-        b = r.limit.in_flight_batch
-        matched = r.limit.pipelined_by_batch[b][0]
-        rows.append(
-            (
-                f"predict throughput at concurrency {c} / in-process pipeline with as many "
-                f"images in flight (batch {b}, {2 * b} images: like for like)",
-                f"{at.load.throughput / matched:.2f}x ({at.load.throughput:.1f} vs "
-                f"{matched:.1f} img/s)",
-                ">= 0.85x",
-                at.load.throughput / matched >= 0.85,
-            )
-        )
-    on = r.batching_on or at
     if on is not None and r.batching_off is not None:
         ratio = on.load.throughput / r.batching_off.load.throughput
         rows.append(
@@ -108,23 +92,131 @@ def targets(r: Results) -> list[tuple[str, str, str, bool | None]]:
                 ms <= cv.scipy_ms,
             )
         )
-    base = r.variant_baseline or at
-    if base is not None and r.variant_level is not None:
-        ratio = r.variant_level.load.throughput / base.load.throughput
-        target = 1.8 if r.variant == "int8" else 1.0
+    rows += precision_rows(r)
+    return rows
+
+
+def _overhead(service: Level, pipeline_cpu_ms: float, batch: int) -> str:
+    """Why a service falls short of an in-process pipeline, in CPU per image."""
+    extra = service.cpu_ms_per_image - pipeline_cpu_ms
+    smaller = (
+        f", and its batches are smaller (mean {service.mean_batch:.1f})"
+        if service.mean_batch < 0.8 * batch
+        else ""
+    )
+    return (
+        f"; cause: the server spends {extra:.2f} ms more CPU per image than the pipeline at "
+        f"batch {batch} ({service.cpu_ms_per_image:.2f} vs {pipeline_cpu_ms:.2f}): HTTP, "
+        f"multipart, batching, JSON{smaller}"
+    )
+
+
+def service_vs_limit(r: Results) -> list[Row]:
+    """The service at compare_at against the in-process limit, fp32 and the variant."""
+    rows: list[Row] = []
+    c = r.compare_at
+    at = r.limit_service or r.level(c)
+    if at is None:
+        return rows
+    paired = ", paired bursts" if r.limit_service is not None else ""
+    lim = r.limit
+    ratio = at.load.throughput / lim.throughput
+    rows.append(
+        (
+            f"predict throughput at concurrency {c} / in-process limit (batch "
+            f"{lim.batch_size}{paired})",
+            f"{ratio:.2f}x ({at.load.throughput:.1f} vs {lim.throughput:.1f} img/s)"
+            + (
+                _overhead(at, lim.cpu_ms_per_image, lim.batch_size)
+                if ratio < SERVICE_VS_LIMIT
+                else ""
+            ),
+            f">= {SERVICE_VS_LIMIT}x",
+            ratio >= SERVICE_VS_LIMIT,
+        )
+    )
+    b = lim.in_flight_batch
+    matched, matched_cpu = lim.pipelined_by_batch[b]
+    ratio = at.load.throughput / matched
+    rows.append(
+        (
+            f"predict throughput at concurrency {c} / in-process pipeline with as many "
+            f"images in flight (batch {b}, {2 * b} images: like for like{paired})",
+            f"{ratio:.2f}x ({at.load.throughput:.1f} vs {matched:.1f} img/s)"
+            + (_overhead(at, matched_cpu, b) if ratio < SERVICE_VS_LIMIT else ""),
+            f">= {SERVICE_VS_LIMIT}x",
+            ratio >= SERVICE_VS_LIMIT,
+        )
+    )
+    v = r.variant
+    if r.variant_level is not None and v in r.variant_inprocess:
+        rate, cpu = r.variant_inprocess[v]
+        level = r.variant_level
+        ratio = level.load.throughput / rate
         rows.append(
             (
-                f"{r.variant} / fp32 throughput, concurrency {c}, paired bursts",
+                f"{v} predict throughput at concurrency {c} / {v} in-process pipeline "
+                f"(batch {r.variant_inprocess_batch}, paired bursts)",
+                f"{ratio:.2f}x ({level.load.throughput:.1f} vs {rate:.1f} img/s)"
+                + (
+                    _overhead(level, cpu, r.variant_inprocess_batch)
+                    if ratio < SERVICE_VS_LIMIT
+                    else ""
+                ),
+                f">= {SERVICE_VS_LIMIT}x",
+                ratio >= SERVICE_VS_LIMIT,
+            )
+        )
+    return rows
+
+
+def precision_rows(r: Results) -> list[Row]:
+    """int8 (CPU) or fp16 (GPU) against fp32: the model alone, then through the service."""
+    rows: list[Row] = []
+    v, c = r.variant, r.compare_at
+    vnni = has_vnni(int8_isa())
+    target = (INT8_SPEED_UP if vnni else None) if v == "int8" else 1.0
+    target_text = (
+        (f">= {INT8_SPEED_UP}x (VNNI CPU)" if vnni else "none: no VNNI on this CPU")
+        if v == "int8"
+        else ">= 1x"
+    )
+    costs = precision_costs(r)
+    alone = next((m for m in r.model_alone if m.batch_size == r.variant_inprocess_batch), None)
+    if alone is not None:
+        ratio = alone.ratio("fp32", v)
+        rows.append(
+            (
+                f"{v} / fp32, the model alone: onnxruntime CPU per image at batch "
+                f"{alone.batch_size}, alternated",
+                f"{ratio:.2f}x ({alone.cpu_ms['fp32']:.2f} vs {alone.cpu_ms[v]:.2f} ms)",
+                target_text,
+                None if target is None else ratio >= target,
+            )
+        )
+    base = r.variant_baseline or r.level(c)
+    if base is not None and r.variant_level is not None:
+        ratio = r.variant_level.load.throughput / base.load.throughput
+        cause = ""
+        if costs is not None and target is not None and ratio < target:
+            cause = (
+                f"; cause: decode + HTTP cost {costs.fixed():.2f} ms per image whichever the "
+                f"model, which bounds the ratio at {costs.bound('fp32', v):.2f}x; "
+                f"{target:g}x needs <= {costs.fixed_allowed('fp32', v, target):.2f} ms"
+            )
+        rows.append(
+            (
+                f"{v} / fp32 throughput through the service, concurrency {c}, paired bursts",
                 f"{ratio:.2f}x ({r.variant_level.load.throughput:.1f} vs "
-                f"{base.load.throughput:.1f} img/s)",
-                f">= {target:g}x" + (" (set for AVX-512 VNNI)" if r.variant == "int8" else ""),
-                ratio >= target,
+                f"{base.load.throughput:.1f} img/s){cause}",
+                target_text,
+                None if target is None else ratio >= target,
             )
         )
     if r.variant_agreement is not None:
         rows.append(
             (
-                f"{r.variant} top-1 agreement with fp32 (manifest)",
+                f"{v} top-1 agreement with fp32 (manifest: held-out images at export)",
                 f"{r.variant_agreement:.1%}",
                 ">= 99%",
                 r.variant_agreement >= 0.99,

@@ -55,6 +55,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.decode_cpu = Histogram(
+            "alexnet_decode_cpu_seconds",
+            "CPU time (of its thread) to decode and preprocess one image",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.queue_depth = Gauge("alexnet_queue_depth", "images waiting for inference", registry=r)
         self.images = Counter("alexnet_images", "images run through the model", registry=r)
         self.model = Info("alexnet_model", "the model being served and where it runs", registry=r)

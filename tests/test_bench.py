@@ -11,6 +11,7 @@ import math
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -95,7 +96,14 @@ def test_quick_bench_writes_every_figure(exported_artifacts: Path, tmp_path: Pat
         "/v1/activations (all layers, npz) / /v1/predict",
         "ConvolutionEngine / scipy",
         "POST /v1/convolve",
-        "int8 / fp32 throughput",
+        "int8 / fp32 throughput through the service",
+        "int8 / fp32, the model alone",
+        "int8 predict throughput at concurrency 4 / int8 in-process pipeline",
+        "paired with the in-process limit, 4",
+        "int8 against fp32: where the model's ratio goes",
+        "Decode share of the server's CPU per image",
+        "of which decode",
+        "bf16: bf16 Conv",
         "int8 top-1 agreement",
         "queue wait",
         "inference (ms/batch",
@@ -109,7 +117,7 @@ def test_quick_bench_writes_every_figure(exported_artifacts: Path, tmp_path: Pat
     ):
         assert figure in report, figure
     targets = [line for line in report.splitlines() if line.endswith(("| yes |", "| **no** |"))]
-    assert len(targets) == 11, targets
+    assert len(targets) == 13, targets
     assert "n/a" not in report.split("## Load levels")[1].split("## The limit")[0]
 
     with Image.open(tmp_path / "quick.png") as plot:
@@ -119,7 +127,14 @@ def test_quick_bench_writes_every_figure(exported_artifacts: Path, tmp_path: Pat
     assert raw["limit"]["throughput"] > 0 and raw["limit"]["decode_ms"] > 0
     assert 0 < raw["serial"]["p50_ms"] <= raw["serial"]["p99_ms"] and raw["serial"]["images"] > 0
     assert [level["load"]["concurrency"] for level in raw["levels"]] == [1, 4]
-    paired = ["one_paired", "batching_on", "batching_off", "variant_baseline", "variant_level"]
+    paired = [
+        "one_paired",
+        "limit_service",
+        "batching_on",
+        "batching_off",
+        "variant_baseline",
+        "variant_level",
+    ]
     for level in [*raw["levels"], *(raw[name] for name in paired)]:
         load = level["load"]
         assert load["requests"] > 0 and load["errors"] == 0
@@ -134,3 +149,33 @@ def test_quick_bench_writes_every_figure(exported_artifacts: Path, tmp_path: Pat
     assert raw["convolution"]["max_abs_diff"] < 1e-2
     assert raw["activations"]["npz_bytes"] > 1_000_000  # every layer's float32 arrays
     assert 0 < raw["variant_agreement"] <= 1
+    assert raw["limit"]["paired_bursts"] >= 2 and raw["limit"]["decode_cpu_ms"] > 0
+    assert set(raw["variant_inprocess"]) == {"fp32", "int8"}
+    assert [m["batch_size"] for m in raw["model_alone"]] == [1, 2]
+    assert all(m["cpu_ms"]["fp32"] > 0 and m["cpu_ms"]["int8"] > 0 for m in raw["model_alone"])
+    assert raw["limit_service"]["histograms"]["alexnet_decode_cpu_seconds"]["count"] > 0
+
+
+def test_the_gpu_checks_v2_request_is_what_the_service_parses() -> None:
+    from benchmarks.gpu_bench import v2_body
+    from service.v2.codec import parse_infer_request
+
+    batch = np.random.default_rng(0).standard_normal((2, 3, 227, 227), dtype=np.float32)
+    body, headers = v2_body(batch)
+    length = int(headers["Inference-Header-Content-Length"])
+    parsed = parse_infer_request(body, length, max_elements=batch.size)
+    (tensor,) = parsed.inputs
+    assert (tensor.name, tensor.datatype) == ("input", "FP32")
+    np.testing.assert_array_equal(tensor.data, batch)
+    assert parsed.outputs is not None
+    assert [(o.name, o.binary) for o in parsed.outputs] == [("logits", True)]
+
+
+def test_the_bf16_probe_asks_onnxruntime_for_every_op_and_type() -> None:
+    from benchmarks.bf16_probe import OPS, OPSETS, probe, summary
+
+    found = probe()
+    assert len(found) == len(OPS) * len(OPSETS) * 2 and all(found.values())
+    # fp16 CPU kernels exist for all three (onnxruntime >= 1.16); bf16 is what the probe asks.
+    assert all(found[f"{op} float16 opset 17"] == "runs" for op in OPS)
+    assert summary(found).startswith("bf16 Conv opset 17: ")

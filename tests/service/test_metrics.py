@@ -110,6 +110,10 @@ def test_metrics_count_what_happened(server: RunningServer, photos: dict[str, by
     # to close (tests/service/test_batching_window.py pins that down with a long one).
     assert 0 <= delta("alexnet_queue_wait_seconds_sum") < 4 * 5.0
     assert delta("alexnet_inference_seconds_count") == 4
+    # Two encoded images were decoded (the v2 BYTES one and the /v1/predict one).
+    assert after.types["alexnet_decode_cpu_seconds"] == "histogram"
+    assert delta("alexnet_decode_cpu_seconds_count") == 2
+    assert 0 < delta("alexnet_decode_cpu_seconds_sum") < 2 * 5.0
     assert 0 < delta("alexnet_inference_seconds_sum") < 4 * 30.0
 
     assert after.types["alexnet_queue_depth"] == "gauge"
