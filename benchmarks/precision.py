@@ -33,16 +33,22 @@ class PrecisionCosts:
         names = list(self.server)
         return sum(self.decode[n] + self.overhead(n) for n in names) / len(names)
 
-    def bound(self, slow: str, fast: str) -> float:
-        """The service's CPU ratio if each image cost its model alone plus the fixed part."""
-        return (self.model[slow] + self.fixed()) / (self.model[fast] + self.fixed())
+    def inference(self, name: str) -> float:
+        """onnxruntime's share of the pipeline's CPU per image (the pipeline less decode)."""
+        return self.pipeline[name] - self.decode[name]
+
+    def estimate(self, slow: str, fast: str) -> float:
+        """The service's CPU ratio from its parts: each model's inference plus the fixed part."""
+        fixed = self.fixed()
+        return (self.inference(slow) + fixed) / (self.inference(fast) + fixed)
 
     def fixed_allowed(self, slow: str, fast: str, ratio: float) -> float:
         """The decode + overhead per image at which the service would reach `ratio`."""
-        return (self.model[slow] - ratio * self.model[fast]) / (ratio - 1)
+        return (self.inference(slow) - ratio * self.inference(fast)) / (ratio - 1)
 
 
 def precision_costs(r: Results) -> PrecisionCosts | None:
+    """The run's alternated figures for fp32 and the variant, or None if it has none."""
     base, level, variant = r.variant_baseline, r.variant_level, r.variant
     if base is None or level is None or not r.variant_inprocess or not r.model_alone:
         return None

@@ -200,8 +200,9 @@ def precision_rows(r: Results) -> list[Row]:
         cause = ""
         if costs is not None and target is not None and ratio < target:
             cause = (
-                f"; cause: decode + HTTP cost {costs.fixed():.2f} ms per image whichever the "
-                f"model, which bounds the ratio at {costs.bound('fp32', v):.2f}x; "
+                f"; cause: decode + HTTP cost {costs.fixed():.2f} ms of CPU per image whichever "
+                f"the model, against inference {costs.inference('fp32'):.2f} (fp32) and "
+                f"{costs.inference(v):.2f} ({v}): about {costs.estimate('fp32', v):.2f}x; "
                 f"{target:g}x needs <= {costs.fixed_allowed('fp32', v, target):.2f} ms"
             )
         rows.append(
