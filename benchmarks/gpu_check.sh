@@ -9,7 +9,7 @@
 #      TensorRT providers, fp32 and fp16, batches up to 256 -> benchmarks/results/gpu.md.
 #
 #   benchmarks/gpu_check.sh                 # a GPU host with pip access
-#   benchmarks/gpu_check.sh --wheels DIR    # offline: install from wheels in DIR
+#   benchmarks/gpu_check.sh --wheels DIR    # offline: every wheel in DIR (setuptools too)
 #   benchmarks/gpu_check.sh --tensorrt      # also pip-install TensorRT 10 (from pypi.nvidia.com)
 #   benchmarks/gpu_check.sh --dry-run       # any machine: CPU provider, tiny sizes, the
 #                                           # current python, report in build/gpu-check/
