@@ -65,6 +65,7 @@ async def start_model(state: ServiceState) -> None:
         max_batch_size=settings.max_batch_size,
         max_wait_s=settings.max_batch_wait_ms / 1000,
         max_queue=settings.max_queue,
+        background_batch_size=settings.background_batch_size,
         observe=state.metrics.observe_batch,
         callers_in_flight=lambda: state.in_flight.count,
     )

@@ -12,9 +12,10 @@ whose caller has gone are dropped before they cost inference.
 
 Two lanes: interactive work (predictions, activations, v2 inference) goes first;
 background work (an explanation's dozens of occluded copies, its gradient runs with
-`run_job`) fills the room interactive batches leave and runs when no interactive
-item waits. So an explanation never holds a prediction back by more than the batch
-already running, and every onnxruntime call still runs on the one inference thread.
+`run_job`) runs only when no interactive item waits, in batches of at most
+`background_batch_size`, and never joins an interactive batch (it would make that
+batch slower). So an explanation holds a prediction back by at most one small batch,
+and every onnxruntime call still runs on the one inference thread.
 """
 
 from __future__ import annotations
@@ -75,8 +76,10 @@ class DynamicBatcher:
         max_queue: int,
         observe: Observer | None = None,
         callers_in_flight: CallerCount | None = None,
+        background_batch_size: int | None = None,
     ) -> None:
         self._run = run
+        self.background_batch_size = background_batch_size or max_batch_size
         self._callers_in_flight = callers_in_flight
         self._submitting = 0  # interactive submit() calls waiting for their results
         self.max_batch_size = max_batch_size
@@ -219,7 +222,7 @@ class DynamicBatcher:
             self._drop_finished_jobs()
             if self._jobs and (not background or self._jobs[0].enqueued <= background[0].enqueued):
                 return self._jobs.popleft()
-            return self._take_batch()
+            return self._take_batch(Lane.BACKGROUND, self.background_batch_size)
         first_arrival = interactive[0].enqueued
         while len(interactive) < self.max_batch_size and self._companion_may_come():
             remaining = first_arrival + self.max_wait_s - time.monotonic()
@@ -228,7 +231,7 @@ class DynamicBatcher:
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), remaining)
-        return self._take_batch()
+        return self._take_batch(Lane.INTERACTIVE, self.max_batch_size)
 
     def _drop_finished_jobs(self) -> None:
         while self._jobs and self._jobs[0].future.done():  # its caller is gone
@@ -240,25 +243,24 @@ class DynamicBatcher:
             return True
         return self._callers_in_flight() > self._submitting
 
-    def _take_batch(self) -> list[_Item]:
-        """Interactive items first, then background ones, all asking for the same outputs."""
+    def _take_batch(self, lane: Lane, size: int) -> list[_Item]:
+        """Up to `size` of the lane's items that ask for the same outputs as its oldest."""
         now = time.monotonic()
         batch: list[_Item] = []
         key: tuple[str, ...] | None = None
-        for lane in Lane:
-            kept: deque[_Item] = deque()
-            queue = self._lanes[lane]
-            while queue:
-                item = queue.popleft()
-                if item.future.done():  # cancelled: its caller is gone
-                    continue
-                if item.deadline <= now:
-                    item.future.set_exception(DeadlineExceeded("deadline passed while queued"))
-                    continue
-                if len(batch) < self.max_batch_size and key in (None, item.outputs):
-                    key = item.outputs
-                    batch.append(item)
-                else:
-                    kept.append(item)
-            self._lanes[lane] = kept
+        kept: deque[_Item] = deque()
+        queue = self._lanes[lane]
+        while queue:
+            item = queue.popleft()
+            if item.future.done():  # cancelled: its caller is gone
+                continue
+            if item.deadline <= now:
+                item.future.set_exception(DeadlineExceeded("deadline passed while queued"))
+                continue
+            if len(batch) < size and key in (None, item.outputs):
+                key = item.outputs
+                batch.append(item)
+            else:
+                kept.append(item)
+        self._lanes[lane] = kept
         return batch

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         "(never while it is the only request in the server)",
     )
     max_queue: int = Field(256, ge=1, description="images waiting for inference before 503")
+    background_batch_size: int = Field(
+        8,
+        ge=1,
+        description="largest batch of explanation work (occluded copies); a prediction "
+        "waits for at most one such batch",
+    )
     request_timeout_s: float = Field(30.0, gt=0, description="deadline of a request (504)")
     shutdown_timeout_s: float = Field(
         25.0, ge=0, description="on SIGTERM, the longest wait for requests in flight to finish"

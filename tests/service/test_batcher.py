@@ -221,13 +221,9 @@ def test_interactive_work_overtakes_queued_background_work() -> None:
         assert (await prediction)[0]["y"][0, 0, 0] == 2
         assert len(await background) == 10
 
-    run(_with_batcher(model, body, max_batch_size=4, max_wait_s=0.0))
-    # The prediction runs in the very next batch, first, with background images filling it.
-    assert model.values == [
-        [100, 101, 102, 103],
-        [1, 104, 105, 106],
-        [107, 108, 109],
-    ]
+    run(_with_batcher(model, body, max_batch_size=8, max_wait_s=0.0, background_batch_size=4))
+    # The prediction runs in the very next batch, alone; background batches stay small.
+    assert model.values == [[100, 101, 102, 103], [1], [104, 105, 106, 107], [108, 109]]
 
 
 def test_jobs_run_on_the_inference_thread_after_interactive_work() -> None:
