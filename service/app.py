@@ -20,7 +20,7 @@ from service.numerics.convolution import ConvolutionEngine
 from service.numerics.pooling import PoolingEngine
 from service.openapi_docs import document_errors
 from service.request_context import RequestIdMiddleware
-from service.routers import convolve, health, inspect, model_info, page, predict, weights
+from service.routers import convolve, demos, health, inspect, model_info, page, predict, weights
 from service.routers.page import STATIC_DIR
 from service.security import configured_key, install_security
 from service.settings import Settings
@@ -100,6 +100,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         predict.router,
         inspect.router,
         convolve.router,
+        demos.router,
         weights.router,
         v2.router,
         page.router,
