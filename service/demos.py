@@ -276,7 +276,7 @@ def equivariance_png(run: EquivarianceRun, channel: int | None) -> tuple[bytes, 
         labels = (
             f"original moved ({plan.cols.units}, {plan.rows.units})",
             f"input shifted ({plan.cols.pixels}, {plan.rows.pixels})",
-            "|difference| (red border, blue new)",
+            f"|difference|, interior max {shift.comparison.interior_max:.3g}",
         )
         rows.append(ShiftPanels(moved, shifted, compared_mask(plan), labels))
     return shift_comparison_png(rows), chosen

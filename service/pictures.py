@@ -143,19 +143,25 @@ class ShiftPanels:
 def shift_comparison_png(rows: Sequence[ShiftPanels]) -> bytes:
     """Per row: the original map moved, the shifted input's map and |their difference|.
 
-    All maps share one scale (the lowest value black, the highest white), and so
-    does the difference, so that "the same" looks the same and a zero difference
-    is black; border units are tinted red and new units (no counterpart) blue.
+    All maps share one scale (the lowest value black, the highest white), so that
+    "the same" looks the same. The differences share another, 0 black and the
+    largest difference of any row white, so an exact row stays black beside one
+    that is not; border units are tinted red and new units (no counterpart) blue.
     """
     maps = np.stack([np.stack([row.moved, row.shifted]) for row in rows]).astype(np.float64)
     low, high = float(maps.min()), float(maps.max())
+    differences = [
+        np.abs(row.shifted.astype(np.float64) - row.moved.astype(np.float64)) for row in rows
+    ]
+    largest = max(
+        float(d[row.kinds > 0].max(initial=0.0)) for d, row in zip(differences, rows, strict=True)
+    )
     tiles: list[npt.NDArray[np.uint8]] = []
     labels: list[str] = []
-    for row in rows:
+    for row, difference in zip(rows, differences, strict=True):
         grey = to_uint8(np.stack([row.moved, row.shifted]), (low, high))
         tiles.extend(np.repeat(plane[..., None], 3, axis=2) for plane in grey)
-        difference = np.abs(row.shifted.astype(np.float64) - row.moved.astype(np.float64))
-        level = to_uint8(difference, (0.0, high - low)).astype(np.int16)
+        level = to_uint8(difference, (0.0, largest)).astype(np.int16)
         coloured = UNIT_COLOURS[row.kinds] + level[..., None]
         coloured[row.kinds == 0] = UNIT_COLOURS[0]  # nothing to compare: no difference drawn
         tiles.append(np.clip(coloured, 0, 255).astype(np.uint8))

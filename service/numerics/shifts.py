@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from core.manifest import Layer
 from service.numerics.errors import InvalidArgument
-from service.numerics.geometry import Mode, Padding, axis_pads, output_length
+from service.numerics.geometry import Mode, Padding, axis_pads
 
 Range = tuple[int, int]  # [start, stop) of map units along one axis
 
@@ -94,15 +94,6 @@ def kernel_footprints(
         before, _ = axis_pads(size, kernel, padding, mode)
         footprints.append(Footprint(kernel, stride, -before))
     return footprints[0], footprints[1]
-
-
-def kernel_map_shape(
-    image_shape: tuple[int, int], kernel_shape: tuple[int, int], *, padding: Padding, stride: int
-) -> tuple[int, int]:
-    """(rows, cols) of the convolution's result (the same in both modes)."""
-    rows = output_length(image_shape[0], kernel_shape[0], padding, stride)
-    cols = output_length(image_shape[1], kernel_shape[1], padding, stride)
-    return rows, cols
 
 
 def shift_image(array: npt.NDArray[np.float32], dx: int, dy: int) -> npt.NDArray[np.float32]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
 
@@ -25,7 +26,7 @@ Format = Literal["json", "png"]
 PNG_TOO: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}}}
 
 
-async def _grey(image: UploadFile, state: ServiceState) -> Any:
+async def _grey(image: UploadFile, state: ServiceState) -> np.ndarray:
     """The upload's grey pixels (0..255, float32), within the demos' pixel limit."""
     (blob,) = await read_uploads([image], state)
     pixels = image_array(await decode_upload(blob, image.filename or "image", state), "gray")
@@ -38,7 +39,7 @@ async def _grey(image: UploadFile, state: ServiceState) -> Any:
     return pixels
 
 
-async def _tensor(image: UploadFile, state: ServiceState) -> Any:
+async def _tensor(image: UploadFile, state: ServiceState) -> np.ndarray:
     """The network's input tensor for the upload, as /v1/predict makes it."""
     blobs = await read_uploads([image], state)
     (tensor,) = await preprocess_uploads([image], blobs, state)

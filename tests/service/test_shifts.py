@@ -23,13 +23,12 @@ from scipy import signal
 from core.manifest import read_manifest
 from model.architecture import layer_table, paper_alexnet, torchvision_alexnet
 from service.numerics.errors import InvalidArgument
-from service.numerics.geometry import MODES, PADDINGS, Mode, Padding
+from service.numerics.geometry import MODES, PADDINGS, Mode, Padding, output_shape
 from service.numerics.shifts import (
     Footprint,
     compare,
     compared_mask,
     kernel_footprints,
-    kernel_map_shape,
     layer_footprint,
     moved_map,
     nearest_units,
@@ -217,7 +216,7 @@ def test_the_interior_is_where_scipy_sees_only_image_pixels(case: KernelCase) ->
     footprints = kernel_footprints(
         shape, kshape, padding=case.padding, mode=case.mode, stride=case.stride
     )
-    map_shape = kernel_map_shape(shape, kshape, padding=case.padding, stride=case.stride)
+    map_shape = output_shape(shape, kshape, case.padding, case.stride)
     original = case.scipy_map(case.image)
     assert original.shape == map_shape
     shifted = case.scipy_map(numpy_shift(case.image, case.dx, case.dy, fill=np.nan))
