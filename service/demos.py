@@ -13,11 +13,13 @@ every request against the model's own output (`model_max_abs_difference`).
 The map is shifted rather than the image because a one-pixel shift of the image
 does not shift conv1 at all (stride 4): the property is about pooling's input.
 
-Measured on the CPU provider (onnxruntime 1.31, seeded test model): every layer's
-interior is bit-for-bit equal for stride-aligned shifts, whichever batch or thread
-count computed it. onnxruntime's CPU kernels compute each output position with the
-same sequence of operations, so the same inputs give the same float32 sums.
-Other providers are not promised this: the answer reports what it measures.
+Measured on the CPU provider (onnxruntime 1.31.1, seeded test model): every layer's
+interior is bit-for-bit equal for stride-aligned shifts, whichever batch (1 to 5)
+or thread count (1, 2) computed it. That is what one expects when each output is
+summed over the kernel's taps and channels in an order set by the kernel, not by
+the output's position: the same float32 operations on the same values. Nothing
+here relies on it; other providers (a GPU's per-position tiling) may differ in the
+last bits, and the answer reports what it measures.
 """
 
 from __future__ import annotations
@@ -283,16 +285,6 @@ def equivariance_png(run: EquivarianceRun, channel: int | None) -> tuple[bytes, 
 
 
 @dataclass(frozen=True)
-class ModelPool:
-    """A model's pooling layer as run: its name, the map it reads, and its own output."""
-
-    layer: str
-    input_layer: str
-    jump: int  # image pixels per unit of the map it reads
-    pooled: FloatArray
-
-
-@dataclass(frozen=True)
 class PoolLayer:
     """A max-pooling layer of the model and the layer whose map it reads."""
 
@@ -301,6 +293,14 @@ class PoolLayer:
     jump: int  # image pixels per unit of the map it reads
     size: int
     stride: int
+
+
+@dataclass(frozen=True)
+class ModelPool:
+    """A model's pooling layer as run: the layer and its own output."""
+
+    layer: PoolLayer
+    pooled: FloatArray
 
 
 def pool_layer(state: ServiceState, name: str) -> PoolLayer:
@@ -331,7 +331,7 @@ async def model_pooling(
     (output,) = await batcher.submit(
         [tensor], (pool.input_layer, pool.name), timeout_s=state.settings.request_timeout_s
     )
-    model = ModelPool(pool.name, pool.input_layer, pool.jump, output[pool.name])
+    model = ModelPool(pool, output[pool.name])
     return await pooling(
         state,
         output[pool.input_layer],
@@ -370,7 +370,7 @@ async def pooling(
         ours = engine.pool(feature, op="max", size=size, stride=stride)
         if ours.shape != model.pooled.shape:
             raise BadInput(
-                f"{model.layer} is not a plain max pool of {model.input_layer}: shapes "
+                f"{model.layer.name} is not a plain max pool of {model.layer.input_layer}: shapes "
                 f"{list(model.pooled.shape)} and {list(ours.shape)}"
             )
         return shifts, float(np.abs(ours.astype(np.float64) - model.pooled).max())
@@ -378,13 +378,13 @@ async def pooling(
     shifts, difference = await _off_loop(state, work)
     return PoolingResponse(
         source="image" if model is None else "model",
-        layer=None if model is None else model.layer,
-        input_layer=None if model is None else model.input_layer,
+        layer=None if model is None else model.layer.name,
+        input_layer=None if model is None else model.layer.input_layer,
         provider=engine.providers[0],
         map_shape=list(feature.shape),
         size=size,
         stride=stride,
-        pixels_per_step=1 if model is None else model.jump,
+        pixels_per_step=1 if model is None else model.layer.jump,
         model_max_abs_difference=difference,
         direction=direction,
         shifts=[PoolShiftResult.model_validate(shift, from_attributes=True) for shift in shifts],

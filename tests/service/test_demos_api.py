@@ -4,14 +4,15 @@ The model's maps are recomputed with onnxruntime run directly on the exported fi
 (the same preprocessing from core, the shift by numpy slicing), kernels with scipy,
 pooling with numpy's sliding windows.
 
-Why the interior is bit-for-bit equal (0.0, not "close"): a unit of the shifted
-input's map and its counterpart in the original are the same float32 products of
-the same weights and the same pixels, summed by onnxruntime's CPU convolution
-(MLAS) in an order that depends on the kernel's taps and channels, not on where
-the output sits nor on the batch or thread count (measured: every layer, batches
-of 1 to 5, 1 and 2 threads). Same operations on the same values in the same order
-give the same float32. The servers here run the CPU provider; other providers may
-tile the sum per position, which is why the answer reports what it measures.
+Why the interior is asserted bit-for-bit equal (0.0, not "close"): a unit of the
+shifted input's map and its counterpart in the original are the same float32
+products of the same weights and the same pixels. onnxruntime's CPU convolution
+sums them the same way wherever the output sits, whatever the batch or thread
+count (measured before writing this: every layer, batches of 1 to 5, 1 and 2
+threads, shifts up to 32 pixels), so the float32 results are identical; the test
+below also checks that on onnxruntime run directly. The servers here run the CPU
+provider; another provider may round per position differently, which is why the
+answer reports what it measures rather than assuming it.
 """
 
 from __future__ import annotations
