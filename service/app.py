@@ -14,13 +14,24 @@ from service.artifacts import load_artifacts
 from service.batcher import DynamicBatcher
 from service.engine import Engine
 from service.errors import install_error_handlers
+from service.explainer import Explainer
 from service.limits import install_limits
 from service.metrics import Metrics, MetricsMiddleware
 from service.numerics.convolution import ConvolutionEngine
 from service.numerics.pooling import PoolingEngine
 from service.openapi_docs import document_errors
 from service.request_context import RequestIdMiddleware
-from service.routers import convolve, demos, health, inspect, model_info, page, predict, weights
+from service.routers import (
+    convolve,
+    demos,
+    explain,
+    health,
+    inspect,
+    model_info,
+    page,
+    predict,
+    weights,
+)
 from service.routers.page import STATIC_DIR
 from service.security import configured_key, install_security
 from service.settings import Settings
@@ -55,10 +66,12 @@ async def start_model(state: ServiceState) -> None:
         max_batch_size=settings.max_batch_size,
         max_wait_s=settings.max_batch_wait_ms / 1000,
         max_queue=settings.max_queue,
+        background_batch_size=settings.background_batch_size,
         observe=state.metrics.observe_batch,
         callers_in_flight=lambda: state.in_flight.count,
     )
     state.batcher.start()
+    state.explainer = Explainer(engine.artifacts, engine.providers, settings.intra_op_threads)
     state.metrics.model.info(
         {
             "name": engine.artifacts.manifest.name,
@@ -99,6 +112,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         model_info.router,
         predict.router,
         inspect.router,
+        explain.router,
         convolve.router,
         demos.router,
         weights.router,

@@ -208,3 +208,32 @@ def fraction_bars_png(
         draw.rectangle([(CHART_MARGIN, y + 2), (CHART_MARGIN + 8, y + 10)], fill=BAR_COLOURS[s])
         draw.text((CHART_MARGIN + 14, y), name, fill=(230,) * 3)
     return png_bytes(canvas)
+
+
+# A perceptual ramp (after matplotlib's "inferno"): dark purple, red, orange, pale yellow.
+_RAMP = np.array(
+    [[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float64
+)
+
+
+def heat_colours(heat: np.ndarray) -> npt.NDArray[np.uint8]:
+    """(H, W) values in [0, 1] as (H, W, 3) colours of the ramp."""
+    positions = np.linspace(0.0, 1.0, len(_RAMP))
+    clipped = np.clip(heat, 0.0, 1.0)
+    channels = [np.interp(clipped, positions, _RAMP[:, c]) for c in range(3)]
+    return np.rint(np.stack(channels, axis=-1)).astype(np.uint8)
+
+
+def heat_overlay_png(
+    picture: npt.NDArray[np.uint8], heat: np.ndarray, opacity: float = 0.6
+) -> bytes:
+    """A heat map ((H, W) in [0, 1]) laid over an (H, W, 3) picture of the same size.
+
+    Hot regions are opaque, cold ones let the picture through, so the map reads as
+    "where on this image".
+    """
+    if picture.shape[:2] != heat.shape:
+        raise InvalidArgument(f"a heat map {heat.shape} cannot cover a picture {picture.shape}")
+    alpha = (opacity * np.clip(heat, 0.0, 1.0))[..., None]
+    blended = picture * (1 - alpha) + heat_colours(heat) * alpha
+    return png_bytes(Image.fromarray(np.rint(blended).astype(np.uint8), "RGB"))
