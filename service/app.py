@@ -23,6 +23,7 @@ from service.openapi_docs import document_errors
 from service.request_context import RequestIdMiddleware
 from service.routers import (
     convolve,
+    demos,
     explain,
     health,
     inspect,
@@ -113,6 +114,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         inspect.router,
         explain.router,
         convolve.router,
+        demos.router,
         weights.router,
         v2.router,
         page.router,

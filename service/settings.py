@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     max_kernel_size: int = Field(31, ge=1, description="largest kernel side for /v1/convolve")
     max_pool_size: int = Field(64, ge=1, description="largest window side for /v1/pool")
     max_layers: int = Field(16, ge=1, description="layers per /v1/activations request")
+    max_demo_shift: int = Field(
+        8, ge=1, description="largest max_shift of /v1/demo/pooling: one pooled map per step"
+    )
+    max_demo_pixels: int = Field(
+        1024 * 1024,
+        ge=1,
+        description="decoded pixels of an image the demos convolve or pool as it is "
+        "(kernel and image modes hold several shifted copies of it)",
+    )
     max_occlusion_passes: int = Field(
         400,
         ge=2,

@@ -84,6 +84,46 @@ USABLE_FIELDS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "/v1/pool": st.fixed_dictionaries(
         {"size": st.integers(1, 3), "stride": st.one_of(st.none(), st.integers(1, 3))}
     ),
+    # The model's layer, or a kernel on the image; shifts the image can hold (mostly).
+    "/v1/demo/equivariance": st.one_of(
+        st.fixed_dictionaries(
+            {
+                "layer": st.sampled_from([None, "conv1", "pool1", "conv2"]),
+                "dx": st.integers(-20, 20),
+                "dy": st.integers(-20, 20),
+                "channel": st.none(),
+                **dict.fromkeys(["kernel", "preset", "mode", "padding", "stride"], st.none()),
+            }
+        ),
+        st.fixed_dictionaries(
+            {
+                "preset": st.sampled_from(["edge", "sobel_x", "gaussian"]),
+                "padding": st.sampled_from(["valid", "same", "full"]),
+                "stride": st.integers(1, 3),
+                "dx": st.integers(-3, 3),
+                "dy": st.integers(-3, 3),
+                **dict.fromkeys(["layer", "kernel", "channel"], st.none()),
+            }
+        ),
+    ),
+    "/v1/demo/pooling": st.one_of(
+        st.fixed_dictionaries(
+            {
+                "layer": st.sampled_from([None, "pool1", "pool2"]),
+                "max_shift": st.integers(1, 3),
+                "size": st.none(),
+                "stride": st.none(),
+            }
+        ),
+        st.fixed_dictionaries(
+            {
+                "size": st.integers(1, 3),
+                "stride": st.one_of(st.none(), st.integers(1, 3)),
+                "max_shift": st.integers(1, 2),
+                "layer": st.none(),
+            }
+        ),
+    ),
 }
 
 
