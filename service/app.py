@@ -22,6 +22,7 @@ from service.numerics.pooling import PoolingEngine
 from service.openapi_docs import document_errors
 from service.request_context import RequestIdMiddleware
 from service.routers import (
+    channels,
     convolve,
     demos,
     explain,
@@ -116,6 +117,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         convolve.router,
         demos.router,
         weights.router,
+        channels.router,
         v2.router,
         page.router,
     ):

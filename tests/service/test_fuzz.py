@@ -154,11 +154,19 @@ def flatmap_case(
     if isinstance(body, dict) and "image" in body:
         fields = st.one_of(st.just({}), USABLE_FIELDS.get(case.path, st.just({})))
         bodies = st.builds(_usable, st.just(body), st.one_of(st.none(), VALID_IMAGES), fields)
-    # Layer names are mostly wrong when random; sometimes ask for the one with filters.
-    names = st.sampled_from([parameters, {**parameters, "name": "conv1"}])
-    return st.builds(
-        _with, st.just(case), bodies, names if "name" in parameters else st.just(parameters)
-    )
+    # Layer names are mostly wrong when random; sometimes ask for the one with filters, or
+    # for a conv channel that has patches.
+    names = st.just(parameters)
+    if "name" in parameters:
+        names = st.sampled_from([parameters, {**parameters, "name": "conv1"}])
+    elif "layer" in parameters:
+        channels = st.builds(
+            lambda layer, channel: {**parameters, "layer": layer, "channel": channel},
+            st.sampled_from(["conv1", "conv3", "conv5"]),
+            st.integers(0, 95),
+        )
+        names = st.one_of(st.just(parameters), channels)
+    return st.builds(_with, st.just(case), bodies, names)
 
 
 def test_the_fuzzed_document_is_the_one_served(server: RunningServer) -> None:
