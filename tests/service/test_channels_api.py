@@ -200,6 +200,14 @@ def test_bad_requests_get_one_line_reasons(
     assert words in message and "\n" not in message
 
 
+def test_the_model_route_tells_the_page_there_are_patches(
+    server: RunningServer, exported_artifacts: Path
+) -> None:
+    listed = httpx.get(f"{server.url}/v1/model", timeout=60).json()["channel_patches"]
+    on_disk = json.loads((exported_artifacts / "manifest.json").read_text())["channel_patches"]
+    assert listed == on_disk and listed["layers"] == list(WINDOWS)
+
+
 def test_openapi_describes_every_field(server: RunningServer) -> None:
     document = httpx.get(f"{server.url}/openapi.json").json()
     operation = document["paths"]["/v1/channels/{layer}/{channel}/top"]["get"]
