@@ -3,8 +3,10 @@
 `channel_patches.npz` (written by `alexnet export`; its arrays are described in
 model/channel_patches.py) holds the input crops the export ran and, for every channel
 of every conv layer, its best images, best first, with the unit where the channel
-fired most in each. A patch is that unit's receptive-field window of the crop
-(`core.receptive_fields`); service/patch_pictures.py draws it.
+fired most in each. A patch is that unit's receptive-field window of the crop (the
+layer's `Footprint`, as the page's fields.js computes it: unit (row, col) sees rows
+offset + row*jump .. + size - 1, the offset negative where padding comes first);
+service/patch_pictures.py draws it.
 """
 
 from __future__ import annotations
@@ -20,15 +22,45 @@ import numpy.typing as npt
 
 from core.errors import ArtifactError
 from core.manifest import ChannelPatches, Manifest
-from core.receptive_fields import Field, Window, receptive_fields
 from service.artifacts import ModelArtifacts
 from service.errors import BadInput, NotFound, ServiceError
+from service.numerics.shifts import Footprint, layer_footprint
 
 
 class PatchesUnreadable(ServiceError):
     """The file matches its checksum but not the manifest: an export bug, not the client's."""
 
     status, code = 500, "artifact_error"
+
+
+@dataclass(frozen=True)
+class Box:
+    """Input rows top..bottom-1 and columns left..right-1."""
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+
+@dataclass(frozen=True)
+class Window:
+    """The size x size input square one unit sees, with its top-left corner (maybe negative)."""
+
+    top: int
+    left: int
+    size: int
+
+    @classmethod
+    def of_unit(cls, footprint: Footprint, row: int, col: int) -> Window:
+        offset, jump = footprint.offset, footprint.jump
+        return cls(offset + row * jump, offset + col * jump, footprint.size)
+
+    def inside(self, height: int, width: int) -> Box | None:
+        """The part of the window inside a height x width input (None if no part is)."""
+        top, left = max(0, self.top), max(0, self.left)
+        bottom, right = min(height, self.top + self.size), min(width, self.left + self.size)
+        return Box(top, left, bottom, right) if bottom > top and right > left else None
 
 
 @dataclass(frozen=True)
@@ -64,8 +96,10 @@ class TopPatch:
     window: Window
 
 
-def channel_field(manifest: Manifest, layer: str, channel: int) -> tuple[Field, ChannelPatches]:
-    """The layer's receptive field and the patches entry; NotFound/BadInput if there are none."""
+def channel_footprint(
+    manifest: Manifest, layer: str, channel: int
+) -> tuple[Footprint, ChannelPatches]:
+    """The layer's footprint and the patches entry; NotFound or BadInput if there are none."""
     row = manifest.layer(layer)
     if row is None:
         raise NotFound(f"unknown layer {layer}; valid layers: {', '.join(manifest.layer_names)}")
@@ -82,10 +116,12 @@ def channel_field(manifest: Manifest, layer: str, channel: int) -> tuple[Field, 
         raise NotFound(f"this export has no channel patches for {layer}; re-export the model")
     if channel >= row.channels:
         raise NotFound(f"{layer} has channels 0..{row.channels - 1}, not {channel}")
-    return receptive_fields(manifest.layers)[layer], entry
+    return layer_footprint(manifest.layers, layer), entry
 
 
-def top_patches(store: PatchStore, field: Field, layer: str, channel: int) -> list[TopPatch]:
+def top_patches(
+    store: PatchStore, footprint: Footprint, layer: str, channel: int
+) -> list[TopPatch]:
     """A channel's patches, best first (fewer than K when it fired on fewer images)."""
     found = store.layers[layer]
     patches = []
@@ -94,7 +130,8 @@ def top_patches(store: PatchStore, field: Field, layer: str, channel: int) -> li
             break
         row, col = int(found.row[channel, rank - 1]), int(found.col[channel, rank - 1])
         activation = float(found.activation[channel, rank - 1])
-        patches.append(TopPatch(rank, activation, stored, row, col, field.window(row, col)))
+        window = Window.of_unit(footprint, row, col)
+        patches.append(TopPatch(rank, activation, stored, row, col, window))
     return patches
 
 
@@ -111,7 +148,7 @@ async def patch_store(artifacts: ModelArtifacts) -> PatchStore:
 
 def _cached_store(artifacts: ModelArtifacts) -> PatchStore:
     entry = artifacts.manifest.channel_patches
-    assert entry is not None  # channel_field said so
+    assert entry is not None  # channel_footprint said so
     key = (artifacts.folder, entry.sha256)
     with _load_lock:
         if key not in _stores:

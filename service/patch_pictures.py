@@ -8,8 +8,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw
 
-from core.receptive_fields import Window
-from service.channel_patches import PatchStore, TopPatch
+from service.channel_patches import PatchStore, TopPatch, Window
 from service.pictures import png_bytes, tile_grid
 
 GREY = 128  # past the image's edges: a neutral fill the eye reads as "no pixels here"

@@ -16,7 +16,13 @@ from fastapi import Path as PathParam
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from service.channel_patches import PatchStore, TopPatch, channel_field, patch_store, top_patches
+from service.channel_patches import (
+    PatchStore,
+    TopPatch,
+    channel_footprint,
+    patch_store,
+    top_patches,
+)
 from service.errors import BadInput, NotFound
 from service.patch_pictures import patches_png
 from service.state import StateDep
@@ -102,7 +108,7 @@ async def channel_top(state: StateDep, layer: LayerName, channel: Channel) -> Ch
     """The image patches that activate a conv channel most: what does conv3 channel 17 look for?"""
     artifacts = state.artifacts
     manifest = artifacts.manifest
-    field, entry = channel_field(manifest, layer, channel)
+    footprint, entry = channel_footprint(manifest, layer, channel)
     store = await patch_store(artifacts)
     side = manifest.preprocess.crop
     return ChannelTop(
@@ -110,15 +116,15 @@ async def channel_top(state: StateDep, layer: LayerName, channel: Channel) -> Ch
         layer=layer,
         channel=channel,
         channels=len(store.layers[layer].firing),
-        receptive_field=field.size,
-        jump=field.jump,
+        receptive_field=footprint.size,
+        jump=footprint.jump,
         input_size=side,
         images=entry.images,
         source=entry.source,
         firing_images=int(store.layers[layer].firing[channel]),
         top_k=entry.top_k,
         patches=[
-            _as_patch(patch, store, side) for patch in top_patches(store, field, layer, channel)
+            _as_patch(patch, store, side) for patch in top_patches(store, footprint, layer, channel)
         ],
         png=f"/v1/channels/{layer}/{channel}/top.png",
     )
@@ -142,11 +148,11 @@ async def channel_top_png(
 ) -> Response:
     """The channel's top patches as one PNG: a grid labelled rank: activation, or one patch."""
     artifacts = state.artifacts
-    field, entry = channel_field(artifacts.manifest, layer, channel)
+    footprint, entry = channel_footprint(artifacts.manifest, layer, channel)
     if context and rank is None:
         raise BadInput("context=true draws one patch's image: give its rank too")
     store = await patch_store(artifacts)
-    patches = top_patches(store, field, layer, channel)
+    patches = top_patches(store, footprint, layer, channel)
     if not patches:
         raise NotFound(
             f"{layer} channel {channel} fired on none of the {entry.images} images the export "

@@ -19,12 +19,13 @@ from PIL import Image
 from cli.main import main
 from core.manifest import read_manifest, sha256_file
 from core.preprocess import PreprocessSpec, normalise, resize_and_crop
-from core.receptive_fields import receptive_fields
 from model.architecture import layer_table, paper_alexnet
 from model.channel_patches import PATCHES_FILE, TopUnits, export_channel_patches, top_units
 from model.checkpoint import load_model
 from model.export_config import ExportConfig
 from model.verify_images import sample_crops
+from service.channel_patches import Window
+from service.numerics.shifts import layer_footprint
 
 CONVS = ["conv1", "conv2", "conv3", "conv4", "conv5"]
 SPEC = PreprocessSpec()
@@ -148,7 +149,7 @@ def test_the_file_stays_within_its_size_bound(exported_artifacts: Path) -> None:
 def test_a_unit_depends_on_no_pixel_outside_its_window(checkpoint_path: Path) -> None:
     """Independent of the layer table: torch.autograd finds which input pixels matter."""
     model, _ = load_model(checkpoint_path)
-    fields = receptive_fields(layer_table(model.arch))
+    layers = layer_table(model.arch)
     image = torch.rand(1, 3, 227, 227, requires_grad=True)
     outputs = model.eval().forward_all(image)
     for layer in ("conv2", "conv5"):
@@ -156,7 +157,7 @@ def test_a_unit_depends_on_no_pixel_outside_its_window(checkpoint_path: Path) ->
         channel, row, col = np.unravel_index(int(maps.argmax()), tuple(maps.shape))
         (grad,) = torch.autograd.grad(maps[channel, row, col], image, retain_graph=True)
         touched = np.argwhere(grad[0].abs().sum(0).numpy() > 0)
-        box = fields[layer].window(int(row), int(col)).inside(227, 227)
+        box = Window.of_unit(layer_footprint(layers, layer), int(row), int(col)).inside(227, 227)
         assert box is not None and len(touched) > 0
         assert touched[:, 0].min() >= box.top and touched[:, 0].max() < box.bottom
         assert touched[:, 1].min() >= box.left and touched[:, 1].max() < box.right

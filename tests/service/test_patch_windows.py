@@ -1,22 +1,22 @@
-"""Unit windows from the layer table, checked against hand numbers and a walk down the layers."""
+"""A unit's window in the input, checked against hand numbers and a walk down the layers."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.receptive_fields import Box, Window, receptive_fields
 from model.architecture import Architecture, layer_table, paper_alexnet, torchvision_alexnet
+from service.channel_patches import Box, Window
+from service.numerics.shifts import layer_footprint
 
 
 def walk_down(arch: Architecture, layer: str, index: int) -> tuple[int, int]:
     """Input pixels first..last that unit `index` (per axis) of `layer` depends on.
 
-    Independent of the closed form: it goes back layer by layer with each layer's own
-    kernel, stride and padding (unit i of a layer reads its input i*s - p .. i*s - p + k - 1).
+    Independent of the layer table's closed form: it goes back layer by layer with each
+    layer's own kernel, stride and padding (unit i reads its input i*s - p .. i*s - p + k - 1).
     """
-    specs = list(arch.layers[: arch.layer_names.index(layer) + 1])
     first = last = index
-    for spec in reversed(specs):
+    for spec in reversed(arch.layers[: arch.layer_names.index(layer) + 1]):
         if spec.kind == "lrn":
             continue
         first = first * spec.stride - spec.padding
@@ -25,25 +25,20 @@ def walk_down(arch: Architecture, layer: str, index: int) -> tuple[int, int]:
 
 
 def test_conv1_unit_r_c_sees_rows_4r_to_4r_plus_10() -> None:
-    conv1 = receptive_fields(layer_table(paper_alexnet(10)))["conv1"]
+    conv1 = layer_footprint(layer_table(paper_alexnet(10)), "conv1")
     for r in range(55):
-        window = conv1.window(r, 54 - r)
+        window = Window.of_unit(conv1, r, 54 - r)
         assert (window.top, window.top + window.size - 1) == (4 * r, 4 * r + 10)
         assert (window.left, window.left + window.size - 1) == (4 * (54 - r), 4 * (54 - r) + 10)
 
 
 def test_padded_layers_start_before_the_image_as_the_page_computes() -> None:
-    fields = receptive_fields(layer_table(paper_alexnet(10)))
+    layers = layer_table(paper_alexnet(10))
     # The page's test checks the same corner (tests/service/test_page.py: data-window -16,-16,51).
-    assert fields["conv2"].window(0, 0) == Window(-16, -16, 51)
+    assert Window.of_unit(layer_footprint(layers, "conv2"), 0, 0) == Window(-16, -16, 51)
     # conv2 pads 2 at jump 8, conv3-5 pad 1 each at jump 16.
-    assert [fields[name].start for name in ("conv3", "conv4", "conv5", "pool3")] == [
-        -32,
-        -48,
-        -64,
-        -64,
-    ]
-    assert "fc6" not in fields and fields["norm2"] == fields["pool2"]
+    starts = [layer_footprint(layers, name).offset for name in ("conv3", "conv4", "conv5")]
+    assert starts == [-32, -48, -64]
 
 
 @pytest.mark.parametrize(
@@ -51,15 +46,15 @@ def test_padded_layers_start_before_the_image_as_the_page_computes() -> None:
 )
 def test_every_unit_of_every_layer_matches_the_walk_down(arch: Architecture) -> None:
     rows = layer_table(arch)
-    fields = receptive_fields(rows)
     for row in rows:
         if row.type == "fc":
             continue
-        side = row.output_shape[1]
-        for index in range(side):
-            window = fields[row.name].window(index, index)
+        footprint = layer_footprint(rows, row.name)
+        for index in range(row.output_shape[1]):
+            window = Window.of_unit(footprint, index, index)
             first, last = walk_down(arch, row.name, index)
             assert (window.top, window.top + window.size - 1) == (first, last), (row.name, index)
+            assert (window.left, window.left + window.size - 1) == (first, last)
 
 
 @pytest.mark.parametrize(
