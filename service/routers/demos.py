@@ -1,7 +1,7 @@
 """POST /v1/demo/equivariance and /v1/demo/pooling: the lecture's two properties, measured.
 
 The HTTP side only: form fields, which mode a request asks for, limits, and the
-JSON or PNG answer. The work is in service/demos.py and service/numerics/.
+JSON or PNG answer. The work is in service/demos/ and service/numerics/.
 """
 
 from __future__ import annotations
