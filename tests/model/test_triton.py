@@ -16,12 +16,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from google.protobuf import text_format
+from google.protobuf import json_format, text_format
 from onnx import TensorProto, helper, numpy_helper
 
 from core.errors import UserFacingError
 from core.manifest import InputTensor, Layer, Manifest, read_manifest
-from model.triton import write_triton_repository
+from core.triton_config import TensorSpec, model_config
+from model.triton import graph_tensors, write_triton_repository
 
 LABELS = [f"class {i}" for i in range(10)]
 
@@ -176,6 +177,27 @@ def test_rewrite_replaces_the_model_folder(tiny_model: Path, tmp_path: Path) -> 
     # A version that is not a positive integer becomes 1; the stale version 3 is gone.
     assert sorted(p.name for p in folder.iterdir()) == ["1", "config.pbtxt", "labels.txt"]
     assert sorted(p.name for p in repo.iterdir()) == ["tiny"]
+
+
+def test_the_json_form_is_the_same_model_config(tiny_model: Path, tmp_path: Path) -> None:
+    """What the service answers at /config (core's dict, read as protobuf JSON by Triton's
+    schema, strictly) and what config.pbtxt says are one ModelConfig."""
+    folder = write_triton_repository(
+        tiny_model, tiny_manifest(), tmp_path / "repo", max_batch_size=8, max_queue_delay_us=700
+    )
+    inputs, outputs = graph_tensors(onnx.load(str(tiny_model)))
+    as_json = model_config("tiny", inputs, outputs, max_batch_size=8, max_queue_delay_us=700)
+    parsed = json_format.ParseDict(json.loads(json.dumps(as_json)), triton_protos().ModelConfig())
+    assert parsed == parse_config(folder / "config.pbtxt")
+    assert parsed.instance_group[0].kind == triton_protos().ModelInstanceGroup.KIND_AUTO
+
+
+def test_bytes_are_type_string_in_a_config() -> None:
+    config = model_config(
+        "img", [TensorSpec("input", "BYTES", (1,))], [], max_batch_size=4, max_queue_delay_us=0
+    )
+    parsed = json_format.ParseDict(config, triton_protos().ModelConfig())
+    assert type_name(parsed.input[0].data_type) == "TYPE_STRING"
 
 
 def test_parser_is_strict(tiny_model: Path, tmp_path: Path) -> None:
