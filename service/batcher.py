@@ -9,6 +9,12 @@ batch runs at once when every such request has already submitted, so a lone
 request never waits for company. While a batch runs, the next one gathers. The
 queue is bounded (`Overloaded` at once when full), items past their deadline or
 whose caller has gone are dropped before they cost inference.
+
+Each item runs on the model it was prepared for (`run`, by default the batcher's
+current one): after a reload swaps `run`, items queued for the old model still run
+on it, never in a batch with the new one's. After each batch the observer gets
+one `BatchRecord` (the one measurement Prometheus and the v2 statistics share), and
+every request that passed a `RequestTiming` has its queue and inference time added.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -26,18 +32,49 @@ import numpy as np
 from service.errors import DeadlineExceeded, InferenceFailed, Overloaded, TooLarge
 
 RunFn = Callable[[np.ndarray, Sequence[str]], dict[str, np.ndarray]]
-Observer = Callable[[int, float, float], None]  # batch size, queue wait s, inference s
 CallerCount = Callable[[], int]
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One batch run, measured once: integer nanoseconds of the monotonic clock."""
+
+    size: int
+    oldest_wait_ns: int  # from the oldest image's arrival to the batch's start
+    input_ns: int  # stacking the images into one tensor
+    inference_ns: int  # the model run
+    output_ns: int  # handing each image its results
+    tags: Mapping[Hashable, int]  # images per tag of the requests that had one
+
+
+Observer = Callable[[BatchRecord], None]
+
+
+@dataclass(eq=False)
+class RequestTiming:
+    """What the batcher measured for one request, filled in as its batches run."""
+
+    tag: Hashable  # whose request it is (the v2 statistics: the model view)
+    queue_ns: int = 0  # the longest any of its images waited
+    infer_ns: int = 0  # the model time of every batch its images were in
+    executions: int = 0  # how many batches those were
 
 
 @dataclass(eq=False)
 class _Item:
     tensor: np.ndarray
     outputs: tuple[str, ...]
+    run: RunFn
     future: asyncio.Future[dict[str, np.ndarray]]
-    enqueued: float
+    enqueued_ns: int
     deadline: float
+    timing: RequestTiming | None = None
     request_id: str = field(default="-")
+
+    @property
+    def key(self) -> tuple[RunFn, tuple[str, ...]]:
+        """Items batch together when they run on the same model for the same outputs."""
+        return self.run, self.outputs
 
 
 class DynamicBatcher:
@@ -53,7 +90,7 @@ class DynamicBatcher:
         observe: Observer | None = None,
         callers_in_flight: CallerCount | None = None,
     ) -> None:
-        self._run = run
+        self.run = run  # the model new items run on unless they name their own
         self._callers_in_flight = callers_in_flight
         self._submitting = 0  # submit() calls waiting for their results
         self.max_batch_size = max_batch_size
@@ -91,8 +128,14 @@ class DynamicBatcher:
         outputs: Sequence[str] = ("logits",),
         *,
         timeout_s: float,
+        run: RunFn | None = None,
+        timing: RequestTiming | None = None,
     ) -> list[dict[str, np.ndarray]]:
-        """Run each (3, H, W) tensor; results in the same order. All or nothing per request."""
+        """Run each (3, H, W) tensor; results in the same order. All or nothing per request.
+
+        `run`: the model the tensors were prepared for (default: the current one).
+        `timing`: filled in with this request's queue and inference time as it runs.
+        """
         if len(tensors) > self.max_queue:  # would never fit: retrying cannot help, so not 503
             raise TooLarge(
                 f"{len(tensors)} images in one request; the inference queue holds {self.max_queue}"
@@ -104,9 +147,12 @@ class DynamicBatcher:
                     f"the inference queue is full ({self.max_queue} images); retry soon"
                 )
         loop = asyncio.get_running_loop()
-        now = time.monotonic()
-        key = tuple(outputs)
-        items = [_Item(t, key, loop.create_future(), now, now + timeout_s) for t in tensors]
+        now_ns = time.monotonic_ns()
+        deadline = now_ns / 1e9 + timeout_s
+        names, model = tuple(outputs), run or self.run
+        items = [
+            _Item(t, names, model, loop.create_future(), now_ns, deadline, timing) for t in tensors
+        ]
         self._queue.extend(items)
         self._submitting += 1
         self._arrived.set()
@@ -128,23 +174,50 @@ class DynamicBatcher:
             batch = await self._gather()
             if not batch:
                 continue
-            started = time.monotonic()
+            started = time.monotonic_ns()
             try:  # stacking too: any failure must fail this batch, never stop the worker
                 stacked = np.stack([item.tensor for item in batch])
+                stacked_at = time.monotonic_ns()
                 results = await loop.run_in_executor(
-                    self._executor, self._run, stacked, batch[0].outputs
+                    self._executor, batch[0].run, stacked, batch[0].outputs
                 )
             except Exception as exc:
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(InferenceFailed(f"inference failed: {exc}"))
                 continue
-            finished = time.monotonic()
-            if self._observe is not None:
-                self._observe(len(batch), started - batch[0].enqueued, finished - started)
+            finished = time.monotonic_ns()
             for index, item in enumerate(batch):
                 if not item.future.done():
                     item.future.set_result({k: v[index] for k, v in results.items()})
+            handed = time.monotonic_ns()
+            self._account(batch, started, finished - stacked_at)
+            if self._observe is not None:
+                tags = Counter(item.timing.tag for item in batch if item.timing is not None)
+                self._observe(
+                    BatchRecord(
+                        size=len(batch),
+                        oldest_wait_ns=started - batch[0].enqueued_ns,
+                        input_ns=stacked_at - started,
+                        inference_ns=finished - stacked_at,
+                        output_ns=handed - finished,
+                        tags=tags,
+                    )
+                )
+
+    @staticmethod
+    def _account(batch: list[_Item], started: int, inference_ns: int) -> None:
+        """Each request's timing: its longest queue wait, and this batch's model time once."""
+        counted: set[int] = set()
+        for item in batch:
+            timing = item.timing
+            if timing is None:
+                continue
+            timing.queue_ns = max(timing.queue_ns, started - item.enqueued_ns)
+            if id(timing) not in counted:
+                counted.add(id(timing))
+                timing.infer_ns += inference_ns
+                timing.executions += 1
 
     def _drop_abandoned(self) -> None:
         """Forget queued items whose caller has gone (disconnected, timed out)."""
@@ -155,7 +228,7 @@ class DynamicBatcher:
         while not self._queue:
             self._arrived.clear()
             await self._arrived.wait()
-        first_arrival = self._queue[0].enqueued
+        first_arrival = self._queue[0].enqueued_ns / 1e9
         while len(self._queue) < self.max_batch_size and self._companion_may_come():
             remaining = first_arrival + self.max_wait_s - time.monotonic()
             if remaining <= 0:
@@ -175,7 +248,7 @@ class DynamicBatcher:
         now = time.monotonic()
         batch: list[_Item] = []
         kept: deque[_Item] = deque()
-        key: tuple[str, ...] | None = None
+        key: tuple[RunFn, tuple[str, ...]] | None = None
         while self._queue:
             item = self._queue.popleft()
             if item.future.done():  # cancelled: its caller is gone
@@ -183,8 +256,8 @@ class DynamicBatcher:
             if item.deadline <= now:
                 item.future.set_exception(DeadlineExceeded("deadline passed while queued"))
                 continue
-            if len(batch) < self.max_batch_size and key in (None, item.outputs):
-                key = item.outputs
+            if len(batch) < self.max_batch_size and key in (None, item.key):
+                key = item.key
                 batch.append(item)
             else:
                 kept.append(item)
