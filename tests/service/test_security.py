@@ -157,7 +157,7 @@ def test_refusals_have_them_too(guarded: AppClient) -> None:
 
 
 def test_the_page_keeps_its_own_stricter_policy_once() -> None:
-    response = client().get("/")
+    response = client().get("/", headers={"Accept": "text/html"})  # a browser's request
     policies = response.headers.get_list("content-security-policy")
     assert len(policies) == 1 and PAGE_CSP_MARK in policies[0]
     assert len(response.headers.get_list("x-content-type-options")) == 1
