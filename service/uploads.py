@@ -38,10 +38,14 @@ def _named(files: list[UploadFile], index: int) -> str:
 
 
 async def preprocess_uploads(
-    files: list[UploadFile], blobs: list[bytes], state: ServiceState
+    files: list[UploadFile],
+    blobs: list[bytes],
+    state: ServiceState,
+    spec: PreprocessSpec | None = None,
 ) -> list[np.ndarray]:
     """Model input tensors for uploaded files; a 400 names the bad file."""
-    return await preprocess_blobs(blobs, [_named(files, i) for i in range(len(files))], state)
+    names = [_named(files, i) for i in range(len(files))]
+    return await preprocess_blobs(blobs, names, state, spec)
 
 
 async def preprocess_blobs(
