@@ -6,8 +6,6 @@ The oracle is `model_config.proto` as compiled in tritonclient, parsed strictly
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -23,22 +21,9 @@ from core.errors import UserFacingError
 from core.manifest import InputTensor, Layer, Manifest, read_manifest
 from core.triton_config import TensorSpec, model_config
 from model.triton import graph_tensors, write_triton_repository
+from tests.support import triton_protos
 
 LABELS = [f"class {i}" for i in range(10)]
-
-
-@functools.cache
-def triton_protos() -> Any:
-    """tritonclient's compiled model_config.proto, loaded without grpcio (its __init__ wants it)."""
-    spec = importlib.util.find_spec("tritonclient")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("tritonclient (a dev dependency) is not installed")
-    source = Path(next(iter(spec.submodule_search_locations))) / "grpc" / "model_config_pb2.py"
-    module_spec = importlib.util.spec_from_file_location("triton_model_config_pb2", source)
-    assert module_spec is not None and module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
 
 
 def type_name(number: int) -> str:

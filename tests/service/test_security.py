@@ -90,6 +90,23 @@ def test_everything_else_needs_the_key(guarded: AppClient, path: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/repository/index",
+        "/v2/repository/models/alexnet/load",
+        "/v2/repository/models/alexnet/unload",
+        "/v1/models/alexnet:predict",
+    ],
+)
+def test_repository_and_kserve_routes_need_the_key(guarded: AppClient, path: str) -> None:
+    refused = guarded.post(path, content=b"{}")
+    assert refused.status_code == 401
+    assert isinstance(refused.json()["error"], str)  # the protocols' own error form
+    authorised = guarded.post(path, content=b"{}", headers={"Authorization": f"Bearer {KEY}"})
+    assert authorised.status_code == 503  # past the key; no model in this app
+
+
+@pytest.mark.parametrize(
     ("header", "status"),
     [
         (f"Bearer {KEY}", 200),
