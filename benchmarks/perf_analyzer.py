@@ -21,6 +21,7 @@ import shlex
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -134,7 +135,7 @@ def _table(rows: list[dict[str, str]]) -> list[str]:
         "compute input ms | compute infer ms | compute output ms |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for row in rows:
+    for row in sorted(rows, key=lambda r: int(r["Concurrency"])):  # its CSV: by throughput
         lines.append(
             f"| {row['Concurrency']} | {float(row['Inferences/Second']):.1f} | "
             f"{_ms(row, 'p50 latency')} | {_ms(row, 'p90 latency')} | {_ms(row, 'p99 latency')} | "
@@ -167,10 +168,13 @@ def report(
         "",
         "Latencies are perf_analyzer's (client side, HTTP included); the server columns are "
         "averages per request from the server's statistics extension, which perf_analyzer "
-        "reads before and after each window.",
+        "reads before and after each window. A request's compute infer is the model time of "
+        "the batch it was in, whole, however many other requests' images shared it. The two "
+        "runs ran one after the other, not alternated: compare them with the load in mind.",
     ]
     for item in runs:
-        lines += ["", f"## {item.what}", "", "```sh", shlex.join(item.arguments or []), "```", ""]
+        shown = shlex.join(item.arguments or []).replace(f"{REPO}/", "")
+        lines += ["", f"## {item.what}", "", "```sh", shown, "```", ""]
         if item.rows:
             lines += _table(item.rows)
             lines += ["", f"CSV: [{stem}_{item.name}.csv]({stem}_{item.name}.csv)."]
@@ -203,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     version = (answer.stdout + answer.stderr).strip().removeprefix("Perf Analyzer Version ")
     args.out.mkdir(parents=True, exist_ok=True)
     images = [upload.data for upload in build_corpus()]
-    input_path = args.out / f".{args.name}_input.json"
+    input_path = Path(tempfile.gettempdir()) / f"{args.name}_input.json"
     input_path.write_text(json.dumps(input_data(images)))
     concurrency = ["--concurrency-range", args.concurrency]
     runs = [
@@ -227,7 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             server_facts = {"server": args.url}
             measure(Server(args.url), runs, args.out, args.name, args.timeout)
         else:
-            log = args.out / f".{args.name}_server.log"
+            log = Path(tempfile.gettempdir()) / f"{args.name}_server.log"
+            print(f"server log: {log}")
             with started_server(args.artifacts, log) as server:
                 server_facts = _served(server.url, args.artifacts)
                 measure(server, runs, args.out, args.name, args.timeout)
