@@ -38,12 +38,17 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelFile(Strict):
-    """One .onnx file of the export and what was measured of it."""
+class ArtifactFile(Strict):
+    """A file of the artifacts folder, checked against its sha256 before it is used."""
 
     path: str = Field(pattern=r"^[\w.-]+$", description="file name inside the artifacts folder")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: Count
+
+
+class ModelFile(ArtifactFile):
+    """One .onnx file of the export and what was measured of it."""
+
     # fp32: the largest |onnxruntime - PyTorch| per output on the verification images.
     max_abs_diff_vs_pytorch: dict[str, float] | None = None
     # int8 / fp16: share of held-out images whose top-1 class matches the fp32 model's.
@@ -103,6 +108,41 @@ class Training(Strict):
     stopped_by_time_budget: bool | None = None
 
 
+class GradientCheck(Strict):
+    """One layer of the explain graph against torch.autograd on the verification images."""
+
+    activation_max_abs_diff: float
+    gradient_max_abs_diff: float = Field(description="on onnxruntime's ReLU and pool choices")
+    gradient_max_rel_diff: float = Field(description="the same / max |torch gradient|")
+    gradient_max_abs: float = Field(description="max |torch gradient|: is it vanishing?")
+    own_choices_max_rel_diff: float = Field(description="with torch's own choices")
+
+
+def gradient_output(layer: str) -> str:
+    """The explain graph's output holding the gradient with respect to `layer`'s activation."""
+    return f"{layer}_gradient"
+
+
+class ExplainGraph(ArtifactFile):
+    """The Grad-CAM graph: exact gradients of the logits with respect to every layer.
+
+    Inputs `input` (as the model's) and `class_weights` (N, classes); outputs `logits`
+    and, for each layer L of `layers`, `L` (its activation) and `L_gradient`, the
+    gradient of sum_c class_weights[c] * logits[c] with respect to that activation.
+    """
+
+    weights_from: str | None = Field(
+        None, description="the model file whose weights the graph reads (none: its own)"
+    )
+    class_weights_input: str = "class_weights"
+    layers: list[str] = Field(min_length=1)
+    gradient_vs_pytorch: dict[str, GradientCheck]
+    choices_differing_from_pytorch: dict[str, Count] = Field(
+        description="ReLU units or max-pool windows where PyTorch's own forward chose "
+        "otherwise (near-ties within float32 round-off)"
+    )
+
+
 class Manifest(Strict):
     """Everything the service needs about an export, and nothing it must guess."""
 
@@ -120,6 +160,7 @@ class Manifest(Strict):
     parameters: Count
     layers: list[Layer] = Field(min_length=1)
     training: Training
+    explain: ExplainGraph | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
@@ -130,6 +171,8 @@ class Manifest(Strict):
         expected = [LOGITS_NAME, *self.layer_names]
         if self.outputs != expected:
             raise ValueError(f"outputs {self.outputs} are not {expected}")
+        if self.explain is not None and not set(self.explain.layers) <= set(self.layer_names):
+            raise ValueError(f"explain layers {self.explain.layers} are not all model layers")
         if self.input.shape[1:] != (self.preprocess.crop, self.preprocess.crop):
             raise ValueError(
                 f"input {list(self.input.shape)} does not match the crop {self.preprocess.crop}"
@@ -172,11 +215,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def describe_file(path: Path, **measured: Any) -> ModelFile:
-    """The manifest entry of a written file: its name, checksum and size (+ measurements)."""
-    return ModelFile(
-        path=path.name, sha256=sha256_file(path), bytes=path.stat().st_size, **measured
-    )
+def file_facts(path: Path) -> dict[str, Any]:
+    """What the manifest records of every file it lists: name, checksum and size."""
+    return {"path": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
 def read_manifest(folder: Path) -> Manifest:
@@ -200,12 +241,20 @@ def read_manifest(folder: Path) -> Manifest:
         ) from None
 
 
+def listed_files(manifest: Manifest) -> dict[str, ArtifactFile]:
+    """Every file the manifest lists, by what it is."""
+    listed: dict[str, ArtifactFile] = {str(k): v for k, v in manifest.files.items()}
+    if manifest.explain is not None:
+        listed["explain"] = manifest.explain
+    return listed
+
+
 def verify_files(folder: Path, manifest: Manifest) -> None:
     """Every file the manifest lists exists and matches its sha256."""
-    for precision, entry in manifest.files.items():
+    for what, entry in listed_files(manifest).items():
         path = folder / entry.path
         if not path.is_file():
-            raise ArtifactError(f"{path} ({precision}) listed in the manifest is missing")
+            raise ArtifactError(f"{path} ({what}) listed in the manifest is missing")
         if sha256_file(path) != entry.sha256:
             raise ArtifactError(
                 f"{path} does not match its sha256 in the manifest; "

@@ -152,3 +152,11 @@ def preprocess_bytes(
     """
     image = decode_image(data, max_pixels=max_pixels, draft_size=spec.resize if fast_jpeg else None)
     return preprocess_image(image, spec)
+
+
+def input_pixels(tensor: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """The network's (3, H, W) input back as the (H, W, 3) uint8 picture it was made from."""
+    mean = np.asarray(spec.mean, np.float32)[:, None, None]
+    std = np.asarray(spec.std, np.float32)[:, None, None]
+    pixels = (tensor * std + mean) * 255.0
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8).transpose(1, 2, 0)

@@ -30,6 +30,11 @@ class ExportConfig(BaseModel):
     )
     int8: bool = Field(False, description="also write alexnet.int8.onnx (for CPUs)")
     fp16: bool = Field(False, description="also write alexnet.fp16.onnx (for GPUs)")
+    explain: bool = Field(
+        True,
+        description="also write alexnet.explain.onnx, the exact-gradient graph of Grad-CAM "
+        "(checked against torch.autograd; it reads its weights from alexnet.onnx)",
+    )
     triton: Path | None = Field(
         None, description="also write a Triton Inference Server model repository here"
     )

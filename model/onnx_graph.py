@@ -8,6 +8,8 @@ which exporter a torch release ships. Export checks it against PyTorch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -18,7 +20,7 @@ from model.architecture import Architecture, LayerSpec, layer_table
 from model.onnx_lrn import lrn_nodes
 
 
-def _layer_nodes(
+def layer_nodes(
     spec: LayerSpec,
     source: str,
     weights: dict[str, np.ndarray],
@@ -77,18 +79,39 @@ def _layer_nodes(
     return nodes, name
 
 
+@dataclass(frozen=True)
+class ForwardLayer:
+    """One layer of the forward graph: the tensor it reads, its nodes, the tensor it writes."""
+
+    spec: LayerSpec
+    source: str
+    nodes: list[onnx.NodeProto]
+    output: str
+
+
+def forward_layers(
+    arch: Architecture, weights: dict[str, np.ndarray], initializers: list[onnx.TensorProto]
+) -> list[ForwardLayer]:
+    """Every layer's nodes, in order, from `input`; their constants go into `initializers`.
+
+    The forward model and the explain graph (`model.onnx_backward`) are both made of these.
+    """
+    layers, source = [], INPUT_NAME
+    for spec, row in zip(arch.layers, layer_table(arch), strict=True):
+        nodes, output = layer_nodes(spec, source, weights, initializers, row.output_shape[0])
+        layers.append(ForwardLayer(spec, source, nodes, output))
+        source = output
+    return layers
+
+
 def build_onnx_model(arch: Architecture, weights: dict[str, np.ndarray]) -> onnx.ModelProto:
     """An fp32 model: input `input` (N,3,S,S); outputs `logits`, then every layer by name."""
     rows = layer_table(arch)
-    nodes: list[onnx.NodeProto] = []
     initializers: list[onnx.TensorProto] = []
-    source = INPUT_NAME
-    for spec, row in zip(arch.layers, rows, strict=True):
-        channels = row.output_shape[0]
-        layer_nodes, source = _layer_nodes(spec, source, weights, initializers, channels)
-        nodes += layer_nodes
+    layers = forward_layers(arch, weights, initializers)
+    nodes = [node for layer in layers for node in layer.nodes]
     # The logits are the last layer's output under their own name as well.
-    nodes.append(helper.make_node("Identity", [source], [LOGITS_NAME], name=LOGITS_NAME))
+    nodes.append(helper.make_node("Identity", [layers[-1].output], [LOGITS_NAME], name=LOGITS_NAME))
     size = arch.input_size
     inputs = [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 3, size, size])]
     outputs = [

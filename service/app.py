@@ -17,6 +17,8 @@ from service.openapi_docs import document_errors
 from service.request_context import RequestIdMiddleware
 from service.routers import (
     convolve,
+    demos,
+    explain,
     health,
     inspect,
     kserve_v1,
@@ -61,7 +63,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         model_info.router,
         predict.router,
         inspect.router,
+        explain.router,
         convolve.router,
+        demos.router,
         weights.router,
         kserve_v1.router,
         *v2.ROUTERS,

@@ -10,6 +10,13 @@ request never waits for company. While a batch runs, the next one gathers. The
 queue is bounded (`Overloaded` at once when full), items past their deadline or
 whose caller has gone are dropped before they cost inference.
 
+Two lanes: interactive work (predictions, activations, v2 inference) goes first;
+background work (an explanation's dozens of occluded copies, its gradient runs with
+`run_job`) runs only when no interactive item waits, in batches of at most
+`background_batch_size`, and never joins an interactive batch (it would make that
+batch slower). So an explanation holds a prediction back by at most one small batch,
+and every onnxruntime call still runs on the one inference thread.
+
 Each item runs on the model it was prepared for (`run`, by default the batcher's
 current one): after a reload swaps `run`, items queued for the old model still run
 on it, never in a batch with the new one's. After each batch the observer gets
@@ -26,6 +33,8 @@ from collections import Counter, deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -33,6 +42,12 @@ from service.errors import DeadlineExceeded, InferenceFailed, Overloaded, TooLar
 
 RunFn = Callable[[np.ndarray, Sequence[str]], dict[str, np.ndarray]]
 CallerCount = Callable[[], int]
+T = TypeVar("T")
+
+
+class Lane(Enum):
+    INTERACTIVE = "interactive"
+    BACKGROUND = "background"
 
 
 @dataclass(frozen=True)
@@ -69,12 +84,25 @@ class _Item:
     enqueued_ns: int
     deadline: float
     timing: RequestTiming | None = None
-    request_id: str = field(default="-")
+
+    @property
+    def enqueued(self) -> float:
+        return self.enqueued_ns / 1e9
 
     @property
     def key(self) -> tuple[RunFn, tuple[str, ...]]:
         """Items batch together when they run on the same model for the same outputs."""
         return self.run, self.outputs
+
+
+@dataclass(eq=False)
+class _Job:
+    """A callable to run on the inference thread in the background lane (not batched)."""
+
+    run: Callable[[], Any]
+    future: asyncio.Future[Any]
+    enqueued: float
+    deadline: float = field(default=float("inf"))
 
 
 class DynamicBatcher:
@@ -89,23 +117,26 @@ class DynamicBatcher:
         max_queue: int,
         observe: Observer | None = None,
         callers_in_flight: CallerCount | None = None,
+        background_batch_size: int | None = None,
     ) -> None:
         self.run = run  # the model new items run on unless they name their own
+        self.background_batch_size = background_batch_size or max_batch_size
         self._callers_in_flight = callers_in_flight
-        self._submitting = 0  # submit() calls waiting for their results
+        self._submitting = 0  # interactive submit() calls waiting for their results
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.max_queue = max_queue
         self._observe = observe
-        self._queue: deque[_Item] = deque()
+        self._lanes: dict[Lane, deque[_Item]] = {lane: deque() for lane in Lane}
+        self._jobs: deque[_Job] = deque()
         self._arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._worker: asyncio.Task[None] | None = None
 
     @property
     def depth(self) -> int:
-        """Images waiting for inference."""
-        return len(self._queue)
+        """Images waiting for inference, in both lanes."""
+        return sum(len(queue) for queue in self._lanes.values())
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._work(), name="batcher")
@@ -116,10 +147,11 @@ class DynamicBatcher:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        while self._queue:
-            item = self._queue.popleft()
-            if not item.future.done():
-                item.future.set_exception(Overloaded("the server is shutting down"))
+        futures: list[asyncio.Future[Any]] = [job.future for job in self._jobs]
+        futures += [item.future for queue in self._lanes.values() for item in queue]
+        for future in futures:
+            if not future.done():
+                future.set_exception(Overloaded("the server is shutting down"))
         self._executor.shutdown(wait=True)
 
     async def submit(
@@ -128,6 +160,7 @@ class DynamicBatcher:
         outputs: Sequence[str] = ("logits",),
         *,
         timeout_s: float,
+        lane: Lane = Lane.INTERACTIVE,
         run: RunFn | None = None,
         timing: RequestTiming | None = None,
     ) -> list[dict[str, np.ndarray]]:
@@ -140,9 +173,9 @@ class DynamicBatcher:
             raise TooLarge(
                 f"{len(tensors)} images in one request; the inference queue holds {self.max_queue}"
             )
-        if len(self._queue) + len(tensors) > self.max_queue:
+        if self.depth + len(tensors) > self.max_queue:
             self._drop_abandoned()  # only when full: callers that left must not hold slots
-            if len(self._queue) + len(tensors) > self.max_queue:
+            if self.depth + len(tensors) > self.max_queue:
                 raise Overloaded(
                     f"the inference queue is full ({self.max_queue} images); retry soon"
                 )
@@ -153,8 +186,9 @@ class DynamicBatcher:
         items = [
             _Item(t, names, model, loop.create_future(), now_ns, deadline, timing) for t in tensors
         ]
-        self._queue.extend(items)
-        self._submitting += 1
+        self._lanes[lane].extend(items)
+        interactive = lane is Lane.INTERACTIVE
+        self._submitting += interactive
         self._arrived.set()
         try:
             return list(
@@ -163,47 +197,76 @@ class DynamicBatcher:
         except TimeoutError:
             raise DeadlineExceeded(f"no answer within {timeout_s:g} s") from None
         finally:
-            self._submitting -= 1
+            self._submitting -= interactive
             for item in items:  # a caller that left (cancel, timeout) frees its queue slots
                 if not item.future.done():
                     item.future.cancel()
 
+    async def run_job(self, run: Callable[[], T], *, timeout_s: float) -> T:
+        """`run()` on the inference thread, in the background lane (e.g. a gradient graph)."""
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        job = _Job(run, loop.create_future(), now, now + timeout_s)
+        self._jobs.append(job)
+        self._arrived.set()
+        try:
+            return await asyncio.wait_for(job.future, timeout_s)
+        except TimeoutError:
+            raise DeadlineExceeded(f"no answer within {timeout_s:g} s") from None
+        finally:
+            if not job.future.done():
+                job.future.cancel()
+
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._gather()
-            if not batch:
-                continue
-            started = time.monotonic_ns()
-            try:  # stacking too: any failure must fail this batch, never stop the worker
-                stacked = np.stack([item.tensor for item in batch])
-                stacked_at = time.monotonic_ns()
-                results = await loop.run_in_executor(
-                    self._executor, batch[0].run, stacked, batch[0].outputs
-                )
-            except Exception as exc:
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(InferenceFailed(f"inference failed: {exc}"))
-                continue
-            finished = time.monotonic_ns()
-            for index, item in enumerate(batch):
+            work = await self._next()
+            if isinstance(work, _Job):
+                await self._run_job(loop, work)
+            elif work:
+                await self._run_batch(loop, work)
+
+    async def _run_job(self, loop: asyncio.AbstractEventLoop, job: _Job) -> None:
+        try:
+            result = await loop.run_in_executor(self._executor, job.run)
+        except Exception as exc:  # a failing job fails its caller, never the worker
+            if not job.future.done():
+                job.future.set_exception(InferenceFailed(f"inference failed: {exc}"))
+            return
+        if not job.future.done():
+            job.future.set_result(result)
+
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+        started = time.monotonic_ns()
+        try:  # stacking too: any failure must fail this batch, never stop the worker
+            stacked = np.stack([item.tensor for item in batch])
+            stacked_at = time.monotonic_ns()
+            results = await loop.run_in_executor(
+                self._executor, batch[0].run, stacked, batch[0].outputs
+            )
+        except Exception as exc:
+            for item in batch:
                 if not item.future.done():
-                    item.future.set_result({k: v[index] for k, v in results.items()})
-            handed = time.monotonic_ns()
-            self._account(batch, started, finished - stacked_at)
-            if self._observe is not None:
-                tags = Counter(item.timing.tag for item in batch if item.timing is not None)
-                self._observe(
-                    BatchRecord(
-                        size=len(batch),
-                        oldest_wait_ns=started - batch[0].enqueued_ns,
-                        input_ns=stacked_at - started,
-                        inference_ns=finished - stacked_at,
-                        output_ns=handed - finished,
-                        tags=tags,
-                    )
+                    item.future.set_exception(InferenceFailed(f"inference failed: {exc}"))
+            return
+        finished = time.monotonic_ns()
+        for index, item in enumerate(batch):
+            if not item.future.done():
+                item.future.set_result({k: v[index] for k, v in results.items()})
+        handed = time.monotonic_ns()
+        self._account(batch, started, finished - stacked_at)
+        if self._observe is not None:
+            tags = Counter(item.timing.tag for item in batch if item.timing is not None)
+            self._observe(
+                BatchRecord(
+                    size=len(batch),
+                    oldest_wait_ns=started - min(item.enqueued_ns for item in batch),
+                    input_ns=stacked_at - started,
+                    inference_ns=finished - stacked_at,
+                    output_ns=handed - finished,
+                    tags=tags,
                 )
+            )
 
     @staticmethod
     def _account(batch: list[_Item], started: int, inference_ns: int) -> None:
@@ -221,22 +284,34 @@ class DynamicBatcher:
 
     def _drop_abandoned(self) -> None:
         """Forget queued items whose caller has gone (disconnected, timed out)."""
-        self._queue = deque(item for item in self._queue if not item.future.done())
+        for lane, queue in self._lanes.items():
+            self._lanes[lane] = deque(item for item in queue if not item.future.done())
 
-    async def _gather(self) -> list[_Item]:
-        """The next batch: wait for a first item, then up to max_wait_s for companions."""
-        while not self._queue:
+    async def _next(self) -> list[_Item] | _Job:
+        """The next work: an interactive batch (after its window), else background work."""
+        while not (self.depth or self._jobs):
             self._arrived.clear()
             await self._arrived.wait()
-        first_arrival = self._queue[0].enqueued_ns / 1e9
-        while len(self._queue) < self.max_batch_size and self._companion_may_come():
+        interactive = self._lanes[Lane.INTERACTIVE]
+        if not interactive:
+            background = self._lanes[Lane.BACKGROUND]
+            self._drop_finished_jobs()
+            if self._jobs and (not background or self._jobs[0].enqueued <= background[0].enqueued):
+                return self._jobs.popleft()
+            return self._take_batch(Lane.BACKGROUND, self.background_batch_size)
+        first_arrival = interactive[0].enqueued
+        while len(interactive) < self.max_batch_size and self._companion_may_come():
             remaining = first_arrival + self.max_wait_s - time.monotonic()
             if remaining <= 0:
                 break
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), remaining)
-        return self._take_batch()
+        return self._take_batch(Lane.INTERACTIVE, self.max_batch_size)
+
+    def _drop_finished_jobs(self) -> None:
+        while self._jobs and self._jobs[0].future.done():  # its caller is gone
+            self._jobs.popleft()
 
     def _companion_may_come(self) -> bool:
         """Whether a request the server holds has yet to submit (unknown: assume so)."""
@@ -244,22 +319,24 @@ class DynamicBatcher:
             return True
         return self._callers_in_flight() > self._submitting
 
-    def _take_batch(self) -> list[_Item]:
+    def _take_batch(self, lane: Lane, size: int) -> list[_Item]:
+        """Up to `size` of the lane's items that ask for the same outputs as its oldest."""
         now = time.monotonic()
         batch: list[_Item] = []
-        kept: deque[_Item] = deque()
         key: tuple[RunFn, tuple[str, ...]] | None = None
-        while self._queue:
-            item = self._queue.popleft()
+        kept: deque[_Item] = deque()
+        queue = self._lanes[lane]
+        while queue:
+            item = queue.popleft()
             if item.future.done():  # cancelled: its caller is gone
                 continue
             if item.deadline <= now:
                 item.future.set_exception(DeadlineExceeded("deadline passed while queued"))
                 continue
-            if len(batch) < self.max_batch_size and key in (None, item.key):
+            if len(batch) < size and key in (None, item.key):
                 key = item.key
                 batch.append(item)
             else:
                 kept.append(item)
-        self._queue = kept
+        self._lanes[lane] = kept
         return batch

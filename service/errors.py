@@ -45,6 +45,12 @@ class TooLarge(ServiceError):
     status, code = 413, "too_large"
 
 
+class OverLimit(ServiceError):
+    """Well-formed, but asks for more work than a configured limit allows."""
+
+    status, code = 422, "over_limit"
+
+
 class NotReady(ServiceError):
     status, code = 503, "not_ready"
 

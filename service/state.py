@@ -14,6 +14,7 @@ from service.artifacts import ModelArtifacts
 from service.batcher import DynamicBatcher
 from service.engine import Engine
 from service.errors import NotReady
+from service.explainer import Explainer
 from service.metrics import Metrics
 from service.numerics.convolution import ConvolutionEngine
 from service.numerics.pooling import PoolingEngine
@@ -39,6 +40,7 @@ class ServiceState:
     engine: Engine | None = None
     batcher: DynamicBatcher | None = None
     filters: Filters | None = None
+    explainer: Explainer | None = None
     ready: bool = False
     draining: bool = False
     in_flight: InFlight = field(default_factory=InFlight)
@@ -64,6 +66,11 @@ class ServiceState:
         if self.filters is None:
             raise NotReady("the service is not ready yet")
         return self.filters
+
+    def require_explainer(self) -> Explainer:
+        if self.explainer is None or not self.ready:
+            raise NotReady("the model is not ready yet")
+        return self.explainer
 
     def require_batcher(self) -> DynamicBatcher:
         if self.batcher is None or not self.ready:

@@ -31,8 +31,8 @@ from service.v2.views import ModelView, find_view, is_available, serving_view, v
 router = APIRouter(prefix="/v1/models", tags=["v1 (KServe)"])
 
 EXPLAIN_PENDING = (
-    "explanations are not served yet: they land with issue 13 (explanations); until then "
-    "use POST /v1/activations to look inside the network"
+    "KServe v1 :explain is not wired to the explanations yet; "
+    "POST /v1/explain/occlusion and /v1/explain/gradcam serve them"
 )
 PREDICT_BODY: dict[str, Any] = {
     "requestBody": {
@@ -112,7 +112,7 @@ async def predict(request: Request, state: StateDep, name: str) -> PredictRespon
 @router.post(
     "/{name}:explain",
     response_model=None,
-    responses={501: {"description": "explanations are not served yet"}},
+    responses={501: {"description": "not wired to the explanations yet"}},
 )
 async def explain(state: StateDep, name: str) -> NoReturn:
     """Not yet: 501 with the reason (unknown or unloaded models answer 404 or 503 first)."""

@@ -36,6 +36,7 @@ class ControlledEngine:
         self.entered = threading.Event()
         self.fail_next = False
         self.batches: list[int] = []
+        self.image_means: list[list[float]] = []  # per batch, each image's mean: which ran when
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
@@ -44,6 +45,7 @@ class ControlledEngine:
         self.entered.set()
         assert self.gate.wait(timeout=60), "test gate never opened"
         self.batches.append(len(batch))
+        self.image_means.append([float(image.mean()) for image in batch])
         if self.fail_next:
             self.fail_next = False
             # A genuine onnxruntime error: the graph takes float32, this is float64.

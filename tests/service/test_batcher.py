@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
-from service.batcher import BatchRecord, DynamicBatcher, RequestTiming
+from service.batcher import BatchRecord, DynamicBatcher, Lane, RequestTiming
 from service.errors import DeadlineExceeded, InferenceFailed, Overloaded
 
 
@@ -189,6 +189,79 @@ def test_inference_failure_fails_that_batch_only() -> None:
         return (await batcher.submit([tensor(2)], ("y",), timeout_s=5))[0]
 
     assert run(_with_batcher(model, body))["y"][0, 0, 0] == 4
+
+
+class ValueRecorder(RecordingModel):
+    """Also records the first value of every image of every batch, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: list[list[float]] = []
+
+    def __call__(self, batch: np.ndarray, outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        result = super().__call__(batch, outputs)
+        self.values.append([float(image[0, 0, 0]) for image in batch])
+        return result
+
+
+def test_interactive_work_overtakes_queued_background_work() -> None:
+    model = ValueRecorder()
+    model.release.clear()
+
+    async def body(batcher: DynamicBatcher) -> None:
+        background = asyncio.ensure_future(
+            batcher.submit(
+                [tensor(100 + i) for i in range(10)], ("y",), timeout_s=5, lane=Lane.BACKGROUND
+            )
+        )
+        await entered(model)  # the first 4 background images are running
+        prediction = asyncio.ensure_future(batcher.submit([tensor(1)], ("y",), timeout_s=5))
+        await until(lambda: batcher.depth == 7)
+        model.release.set()
+        assert (await prediction)[0]["y"][0, 0, 0] == 2
+        assert len(await background) == 10
+
+    run(_with_batcher(model, body, max_batch_size=8, max_wait_s=0.0, background_batch_size=4))
+    # The prediction runs in the very next batch, alone; background batches stay small.
+    assert model.values == [[100, 101, 102, 103], [1], [104, 105, 106, 107], [108, 109]]
+
+
+def test_jobs_run_on_the_inference_thread_after_interactive_work() -> None:
+    model = ValueRecorder()
+    model.release.clear()
+    threads: list[str] = []
+
+    def job() -> str:
+        threads.append(threading.current_thread().name)
+        return "done"
+
+    async def body(batcher: DynamicBatcher) -> None:
+        first = asyncio.ensure_future(batcher.submit([tensor(1)], ("y",), timeout_s=5))
+        await entered(model)
+        later_job = asyncio.ensure_future(batcher.run_job(job, timeout_s=5))
+        prediction = asyncio.ensure_future(batcher.submit([tensor(2)], ("y",), timeout_s=5))
+        await until(lambda: batcher.depth == 1)
+        model.release.set()
+        await asyncio.gather(first, prediction)
+        assert await later_job == "done"
+
+    run(_with_batcher(model, body, max_wait_s=0.0))
+    assert model.values == [[1], [2]]  # the job waited for the prediction queued after it
+    assert threads and threads[0].startswith("inference")
+
+
+def test_a_failing_job_fails_its_caller_only() -> None:
+    model = RecordingModel()
+
+    def explode() -> None:
+        raise RuntimeError("gradient graph exploded")
+
+    async def body(batcher: DynamicBatcher) -> dict[str, np.ndarray]:
+        with pytest.raises(InferenceFailed, match="exploded"):
+            await batcher.run_job(explode, timeout_s=5)
+        return (await batcher.submit([tensor(3)], ("y",), timeout_s=5))[0]
+
+    assert run(_with_batcher(model, body))["y"][0, 0, 0] == 6
 
 
 def test_items_run_on_the_model_they_were_prepared_for() -> None:

@@ -124,7 +124,7 @@ def test_predict_defaults_to_five_and_counts_in_the_views_statistics(
 def test_explain_is_not_served_yet(server: RunningServer) -> None:
     response = httpx.post(f"{server.url}/v1/models/alexnet:explain", json={"instances": []})
     assert response.status_code == 501
-    assert "issue 13" in response.json()["error"]
+    assert "/v1/explain/occlusion" in response.json()["error"]
 
 
 def _tensor(shape: tuple[int, ...], value: Any = 0.5) -> Any:

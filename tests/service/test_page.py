@@ -324,6 +324,40 @@ def test_playground_edge_kernel_pooling_and_errors(
 
 
 @pytest.mark.browser
+def test_explain_shows_occlusion_and_gradcam_for_a_chosen_class(
+    desk: Visit, server: RunningServer, artefact_dir: Path
+) -> None:
+    page = desk.page
+    page.click("#tab-explain")
+    page.select_option("#explain-class", "3")
+    page.fill("#occlusion-stride", "32")
+    page.click("#explain-run")
+    # The page's numbers are the API's, for the same photo, class and settings.
+    sample = httpx.get(f"{server.url}/static/samples/astronaut.jpg").content
+    occlusion = api(server, "/v1/explain/occlusion", sample, "a.jpg", **{"class": "3"}, stride="32")
+    label = occlusion["class"]["label"]
+    expect(page.locator("#explain-status")).to_contain_text(f"Explaining “{label}” (class 3")
+    drop = max(max(row) for row in occlusion["heatmap"]) * 100
+    expect(page.locator("#occlusion-caption")).to_contain_text(f"{occlusion['forward_passes']} ")
+    expect(page.locator("#occlusion-caption")).to_contain_text(f"{drop:.4g} points")  # 4 digits
+    expect(page.locator("#gradcam-caption")).to_contain_text("conv5 (13 × 13 units")
+    # Both maps were drawn over the crop: the canvases are not blank.
+    for canvas in ("#occlusion-view", "#gradcam-view"):
+        painted = page.evaluate(
+            "(id) => document.querySelector(id).getContext('2d')"
+            ".getImageData(0, 0, 227, 227).data.some((v, i) => i % 4 !== 3 && v > 0)",
+            canvas,
+        )
+        assert painted, canvas
+    page.select_option("#gradcam-layer", "conv2")
+    page.select_option("#gradcam-method", "gradcam++")
+    page.click("#explain-run")
+    expect(page.locator("#gradcam-caption")).to_contain_text("Grad-CAM++ at conv2 (27 × 27")
+    desk.screenshot(artefact_dir, "explain.png")
+    desk.assert_clean()
+
+
+@pytest.mark.browser
 def test_keyboard_phone_screen_and_unreadable_files(
     browser: Browser, server: RunningServer
 ) -> None:

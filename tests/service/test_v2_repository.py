@@ -197,6 +197,13 @@ def test_a_reload_serves_the_new_manifest_everywhere(
             timeout=60,
         )
         assert convolved.status_code == 200, convolved.text
+        # The explainer came with the new folder: Grad-CAM runs on its gradient graph.
+        explained = httpx.post(
+            f"{repo_server.url}/v1/explain/gradcam",
+            files={"image": ("c.jpg", photos["chelsea"])},
+            timeout=120,
+        )
+        assert explained.status_code == 200, explained.text
     finally:
         manifest()  # the original manifest, version 1
         client.load_model("alexnet")

@@ -1,10 +1,11 @@
-// The page's start: read the model, wire the image chooser and the tabs, build the three views.
+// The page's start: read the model, wire the image chooser and the tabs, build the four views.
 
 import { apiKey, request, showError, thousands } from "./api.js";
 import { loadImage } from "./imaging.js";
 import { Predictor } from "./predict.js";
 import { Explorer } from "./explorer.js";
 import { Playground } from "./playground.js";
+import { ExplainView } from "./explain.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -107,6 +108,7 @@ async function start() {
   const predictor = new Predictor(model);
   const explorer = new Explorer(model);
   const playground = new Playground(model, presets);
+  const explainView = new ExplainView(model);
   let latest = 0;
   const use = async (load) => {
     const ticket = ++latest;
@@ -118,6 +120,7 @@ async function start() {
       const crop = predictor.setImage(image);
       explorer.setImage(image, crop);
       playground.setImage(image);
+      explainView.setImage(image, crop);
     } catch (error) {
       showError($("source-error"), error instanceof Error ? error.message : String(error));
     }
