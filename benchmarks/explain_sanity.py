@@ -4,8 +4,8 @@
 
 Each outline class of the `shapes` set (circle, square, triangle, cross, ring) is
 drawn at a known place, so its bounding box is known. For the class drawn, the peak of
-the Grad-CAM map (conv5, stretched over the crop) and the centre of the most sensitive
-occlusion window (the service's defaults) either fall inside the box or not. Two
+the Grad-CAM map (conv5, conv4 and conv3, stretched over the crop) and the centre of the
+most sensitive occlusion window (the service's defaults) either fall inside the box or not. Two
 placements: as in training (large, near the centre: the box covers half the crop, so
 the crop's centre is a baseline a lazy explainer would also hit) and anywhere (smaller,
 anywhere in the crop: chance is the box's share of the crop). The models and
@@ -18,7 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,19 +55,26 @@ def anywhere(rng: np.random.Generator, crop: int) -> tuple[float, float, float]:
 PLACEMENTS = {"as in training": as_in_training, "anywhere": anywhere}
 
 
+GRADCAM_LAYERS = ("conv5", "conv4", "conv3")
+METHODS = ("occlusion", *(f"Grad-CAM {layer}" for layer in GRADCAM_LAYERS))
+
+
 @dataclass
 class Tally:
     images: int = 0
     correct: int = 0
-    gradcam_hits: int = 0
-    occlusion_hits: int = 0
-    gradcam_hits_correct: int = 0
-    occlusion_hits_correct: int = 0
+    hits: Counter[str] = field(default_factory=Counter)  # by method: peaks inside the box
+    hits_correct: Counter[str] = field(default_factory=Counter)  # ...of correct predictions
     centre_hits: int = 0  # a baseline that points at the crop's centre, whatever the image
     box_share: float = 0.0  # summed over images; mean = chance of a random peak
 
     def rate(self, hits: int, of: int) -> float:
         return hits / of if of else float("nan")
+
+
+def as_json(tally: Tally) -> dict[str, object]:
+    # Not dataclasses.asdict: it would rebuild each Counter from its (key, count) pairs.
+    return {**vars(tally), "hits": dict(tally.hits), "hits_correct": dict(tally.hits_correct)}
 
 
 def inside(point: tuple[float, float], box: tuple[float, float, float, float]) -> bool:
@@ -105,18 +113,17 @@ def run(engine: Engine, explainer: Explainer, placement: str, per_class: int, se
             drops = sensitivity(probabilities[0, target], probabilities[1:, target], grid)
             row, col = np.unravel_index(int(np.argmax(drops)), drops.shape)
             window_centre = (grid.starts[row] + PATCH / 2, grid.starts[col] + PATCH / 2)
+            hits = {"occlusion": inside(window_centre, box)}
             weights = np.eye(len(labels), dtype=np.float32)[target]
-            gradients = explainer.layer_gradient(tensor, weights, "conv5")
-            cam = upsample(gradcam_map(gradients.activation, gradients.gradient), crop)
-            peak_row, peak_col = np.unravel_index(int(np.argmax(cam)), cam.shape)
-            peak = (float(peak_row), float(peak_col))
-            gradcam_hit, occlusion_hit = inside(peak, box), inside(window_centre, box)
+            for layer in GRADCAM_LAYERS:
+                gradients = explainer.layer_gradient(tensor, weights, layer)
+                cam = upsample(gradcam_map(gradients.activation, gradients.gradient), crop)
+                peak_row, peak_col = np.unravel_index(int(np.argmax(cam)), cam.shape)
+                hits[f"Grad-CAM {layer}"] = inside((float(peak_row), float(peak_col)), box)
             tally.images += 1
             tally.correct += correct
-            tally.gradcam_hits += gradcam_hit
-            tally.occlusion_hits += occlusion_hit
-            tally.gradcam_hits_correct += gradcam_hit and correct
-            tally.occlusion_hits_correct += occlusion_hit and correct
+            tally.hits.update(method for method, hit in hits.items() if hit)
+            tally.hits_correct.update(method for method, hit in hits.items() if hit and correct)
             tally.centre_hits += inside((crop / 2, crop / 2), box)
             tally.box_share += min(2 * radius, crop) ** 2 / crop**2
     return tally
@@ -134,10 +141,11 @@ def table(placement: str, tally: Tally) -> list[str]:
         "| | all images | correctly classified |",
         "| --- | ---: | ---: |",
         f"| images | {tally.images} | {tally.correct} |",
-        f"| Grad-CAM peak inside the shape's box | "
-        f"{rates(tally.gradcam_hits, tally.gradcam_hits_correct)} |",
-        f"| most sensitive occlusion window centred inside the box | "
-        f"{rates(tally.occlusion_hits, tally.occlusion_hits_correct)} |",
+        *(
+            f"| {method} peak inside the shape's box | "
+            f"{rates(tally.hits[method], tally.hits_correct[method])} |"
+            for method in METHODS
+        ),
         f"| chance: the box's mean share of the crop | {tally.box_share / tally.images:.1%} | |",
         f"| baseline: the crop's centre is inside the box | "
         f"{tally.rate(tally.centre_hits, tally.images):.1%} | |",
@@ -166,7 +174,7 @@ def main() -> None:
         "validation accuracy in training": loaded.manifest.training.val_accuracy,
         "images": f"{args.per_class} per outline class and placement, seed {args.seed}",
         "occlusion": f"{PATCH}-px patch every {STRIDE} px",
-        "Grad-CAM": "conv5, stretched over the crop",
+        "Grad-CAM": "the map's largest value, stretched over the crop",
         "seconds": round(time.perf_counter() - started, 1),
     }
     lines = [
@@ -182,7 +190,7 @@ def main() -> None:
     text = "\n".join(lines)
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "explain_sanity.md").write_text(text)
-    payload = {"tallies": {k: asdict(v) for k, v in tallies.items()}, "facts": facts}
+    payload = {"tallies": {k: as_json(v) for k, v in tallies.items()}, "facts": facts}
     (args.results / "explain_sanity.json").write_text(json.dumps(payload, indent=2) + "\n")
     print(text)
 

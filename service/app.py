@@ -16,6 +16,7 @@ from service.metrics import Metrics, MetricsMiddleware
 from service.openapi_docs import document_errors
 from service.request_context import RequestIdMiddleware
 from service.routers import (
+    channels,
     convolve,
     demos,
     explain,
@@ -67,6 +68,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         convolve.router,
         demos.router,
         weights.router,
+        channels.router,
         kserve_v1.router,
         *v2.ROUTERS,
         page.router,

@@ -18,6 +18,20 @@ from model.architecture import layer_table, paper_alexnet
 BEFORE_REDESIGN = Path(__file__).resolve().parent.parent / "data" / "manifest-before-redesign.json"
 
 
+# A channel_patches entry as `alexnet export` writes it (the old manifest above has none).
+PATCHES = {
+    "path": "channel_patches.npz",
+    "sha256": "0" * 64,
+    "bytes": 1,
+    "format": "alexnet-channel-patches/1",
+    "layers": ["conv1", "conv2", "conv3", "conv4", "conv5"],
+    "top_k": 9,
+    "images": 256,
+    "images_kept": 256,
+    "source": "shapes (drawn procedurally, seed 12345)",
+}
+
+
 def folder_with(tmp_path: Path, manifest: dict[str, Any] | str) -> Path:
     folder = tmp_path / "artifacts"
     folder.mkdir(exist_ok=True)
@@ -64,6 +78,12 @@ def test_the_layer_table_is_the_manifest_layer_type() -> None:
         (lambda m: m.update(num_classes=3), "3"),
         (lambda m: m["files"].pop("fp32"), "no fp32 model"),
         (lambda m: m.update(outputs=["logits"]), "outputs"),
+        (lambda m: m.update(channel_patches={**PATCHES, "k": 9}), "channel_patches.k"),
+        (
+            lambda m: m.update(channel_patches={**PATCHES, "layers": ["conv1", "pool1"]}),
+            "channel_patches.layers must be conv layers",
+        ),
+        (lambda m: m.update(channel_patches={**PATCHES, "top_k": 0}), "channel_patches.top_k"),
     ],
 )
 def test_unknown_missing_or_mistyped_fields_are_refused_in_one_line(
@@ -101,8 +121,11 @@ def test_checksums_are_verified(tmp_path: Path, exported_artifacts: Path) -> Non
         verify_files(folder, manifest)
 
 
-def test_written_manifests_read_back_equal(tmp_path: Path, old: dict[str, Any]) -> None:
-    manifest = Manifest.model_validate(old)
+@pytest.mark.parametrize("patches", [None, PATCHES], ids=["without patches", "with patches"])
+def test_written_manifests_read_back_equal(
+    tmp_path: Path, old: dict[str, Any], patches: dict[str, Any] | None
+) -> None:
+    manifest = Manifest.model_validate({**old, "channel_patches": patches})
     folder = tmp_path / "out"
     folder.mkdir()
     write_manifest(folder, manifest)

@@ -166,13 +166,21 @@ def flatmap_case(
         bodies = st.builds(_usable, st.just(body), st.one_of(st.none(), VALID_IMAGES), fields)
     if isinstance(body, dict) and "instances" in body:
         bodies = st.one_of(bodies, st.builds(_instances, st.just(body), VALID_IMAGES))
-    # Names are mostly wrong when random; sometimes ask for the layer with filters, or a model.
-    names = st.sampled_from(
-        [parameters, {**parameters, "name": "conv1"}, {**parameters, "name": "alexnet_image"}]
-    )
-    return st.builds(
-        _with, st.just(case), bodies, names if "name" in parameters else st.just(parameters)
-    )
+    # Names are mostly wrong when random; sometimes ask for the layer with filters or a
+    # model, or for a conv channel that has patches.
+    names = st.just(parameters)
+    if "name" in parameters:
+        names = st.sampled_from(
+            [parameters, {**parameters, "name": "conv1"}, {**parameters, "name": "alexnet_image"}]
+        )
+    elif "layer" in parameters:
+        channels = st.builds(
+            lambda layer, channel: {**parameters, "layer": layer, "channel": channel},
+            st.sampled_from(["conv1", "conv3", "conv5"]),
+            st.integers(0, 95),
+        )
+        names = st.one_of(st.just(parameters), channels)
+    return st.builds(_with, st.just(case), bodies, names)
 
 
 # KServe v1 :explain answers 501 until it is wired to the explanations: documented, not a fault.
