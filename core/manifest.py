@@ -199,6 +199,15 @@ class Manifest(Strict):
         return self
 
     @property
+    def serving_version(self) -> str:
+        """The version servers publish: `version` when it is a positive integer, else "1".
+
+        Triton names version folders by positive integers and its URLs take `[0-9]+`;
+        perf_analyzer parses the version it reads back as an integer.
+        """
+        return serving_version(self.version)
+
+    @property
     def layer_names(self) -> list[str]:
         return [layer.name for layer in self.layers]
 
@@ -207,6 +216,13 @@ class Manifest(Strict):
 
     def dumps(self) -> str:
         return self.model_dump_json(indent=2, exclude_none=True) + "\n"
+
+
+def serving_version(version: str) -> str:
+    """`version` as a positive integer without leading zeros ("007" -> "7"), else "1"."""
+    if version.isascii() and version.isdigit() and int(version) > 0:
+        return str(int(version))
+    return "1"
 
 
 def sha256_file(path: Path) -> str:

@@ -20,7 +20,10 @@ class Settings(BaseSettings):
     artifacts: Path = Field(Path("artifacts"), description="folder with manifest.json and .onnx")
     host: str = Field("127.0.0.1", description="address to bind")
     port: int = Field(8000, ge=0, le=65535, description="port to bind")
-    model_name: str = Field("alexnet", description="name on the v2 routes")
+    model_name: str = Field(
+        "alexnet",
+        description="model name on the v2 and KServe v1 routes (also NAME_image, NAME_logits)",
+    )
 
     provider: Literal["auto", "tensorrt", "cuda", "cpu"] = Field(
         "auto", description="execution provider; auto takes the best one that works"
@@ -79,7 +82,9 @@ class Settings(BaseSettings):
         description="forward passes one occlusion request may cost (windows + 1); larger "
         "grids are refused with 422",
     )
-    max_v2_body_bytes: int = Field(64 * 2**20, ge=1, description="v2 request body, decoded")
+    max_v2_body_bytes: int = Field(
+        64 * 2**20, ge=1, description="v2 and KServe v1 request body, decoded"
+    )
     max_v2_elements: int = Field(32 * 3 * 227 * 227, ge=1, description="v2 tensor elements")
 
     # Not an option of `alexnet serve`: a command line is visible to every user of the host.

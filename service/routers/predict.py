@@ -38,10 +38,13 @@ async def predict(
 ) -> PredictResponse:
     """Ranked labels with probabilities for each image, in upload order."""
     batcher = state.require_batcher()
+    engine = state.require_engine()  # one model for the whole request, even across a reload
     blobs = await read_uploads(image, state)
-    tensors = await preprocess_uploads(image, blobs, state)
-    outputs = await batcher.submit(tensors, ("logits",), timeout_s=state.settings.request_timeout_s)
-    labels = state.artifacts.labels
+    tensors = await preprocess_uploads(image, blobs, state, engine.artifacts.preprocess)
+    outputs = await batcher.submit(
+        tensors, ("logits",), timeout_s=state.settings.request_timeout_s, run=engine.run
+    )
+    labels = engine.artifacts.labels
     results = [
         ImageResult(
             filename=upload.filename,
@@ -51,4 +54,4 @@ async def predict(
         )
         for upload, out in zip(image, outputs, strict=True)
     ]
-    return PredictResponse(model=state.artifacts.manifest.name, results=results)
+    return PredictResponse(model=engine.artifacts.manifest.name, results=results)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from core.errors import ArtifactError
-from core.manifest import Manifest, read_manifest, verify_files, write_manifest
+from core.manifest import Manifest, read_manifest, serving_version, verify_files, write_manifest
 from model.architecture import layer_table, paper_alexnet
 
 # Written by `alexnet export` before the manifest became a pydantic model (commit 801ebc4),
@@ -131,3 +131,21 @@ def test_written_manifests_read_back_equal(
     write_manifest(folder, manifest)
     assert read_manifest(folder) == manifest
     assert not list(folder.glob("*.partial"))
+
+
+@pytest.mark.parametrize(
+    ("version", "served"),
+    [
+        ("1", "1"),
+        ("12", "12"),
+        ("007", "7"),
+        ("0", "1"),
+        ("v2", "1"),
+        ("2024.1", "1"),
+        ("-3", "1"),
+        ("\u0663", "1"),
+    ],  # the last is Arabic-Indic three: a digit, not ASCII
+)
+def test_servers_publish_a_positive_integer_version(version: str, served: str) -> None:
+    """Triton's URLs take [0-9]+ and perf_analyzer parses the version as an integer."""
+    assert serving_version(version) == served

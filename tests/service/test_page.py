@@ -44,7 +44,7 @@ BAD_REQUEST = "the server responded with a status of 400"
 
 
 def test_page_is_served_with_security_headers(server: RunningServer) -> None:
-    response = httpx.get(f"{server.url}/")
+    response = httpx.get(f"{server.url}/", headers={"Accept": "text/html"})  # as browsers ask
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in response.headers["content-security-policy"]
