@@ -44,12 +44,18 @@ class Instance:
 class PredictRequest:
     instances: list[Instance]
     top_k: int
+    options: dict[str, Any]  # the other top-level fields `allowed` let through, unchecked
 
 
 def parse_predict_request(
-    body: bytes, *, input_shape: Sequence[int], max_instances: int
+    body: bytes,
+    *,
+    input_shape: Sequence[int],
+    max_instances: int,
+    allowed: Sequence[str] = ("top_k",),
 ) -> PredictRequest:
-    """The instances of a `:predict` body, each checked; BadInput or TooLarge otherwise."""
+    """The instances of a `:predict` (or `:explain`) body, each checked; BadInput or TooLarge
+    otherwise. Top-level fields besides `instances` must be among `allowed`."""
     try:
         document = json.loads(body)
     except json.JSONDecodeError as exc:
@@ -58,9 +64,10 @@ def parse_predict_request(
         raise BadInput("the body is not JSON this server can read") from None
     if not isinstance(document, dict) or "instances" not in document:
         raise BadInput('the body must be a JSON object {"instances": [...]}')
-    unknown = [key for key in document if key not in ("instances", "top_k")]
+    unknown = [key for key in document if key not in ("instances", *allowed)]
     if unknown:
-        raise BadInput(f"unknown field {', '.join(map(repr, unknown))}; use instances, top_k")
+        known = ", ".join(("instances", *allowed))
+        raise BadInput(f"unknown field {', '.join(map(repr, unknown))}; use {known}")
     instances = document["instances"]
     if not isinstance(instances, list) or not instances:
         raise BadInput("'instances' must be a non-empty list")
@@ -70,7 +77,8 @@ def parse_predict_request(
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
         raise BadInput(f"'top_k' must be an integer from 1 to {MAX_TOP_K}")
     parsed = [_instance(i, item, tuple(input_shape)) for i, item in enumerate(instances)]
-    return PredictRequest(parsed, top_k)
+    options = {key: value for key, value in document.items() if key not in ("instances", "top_k")}
+    return PredictRequest(parsed, top_k, options)
 
 
 def _instance(index: int, item: Any, shape: tuple[int, ...]) -> Instance:

@@ -2,25 +2,35 @@
 
 `GET /v1/models`, `GET /v1/models/{name}` (`{"name", "ready"}`, 503 when not ready),
 `POST /v1/models/{name}:predict` (service/kserve_instances.py: encoded images or
-preprocessed tensors) and `:explain`. The models are the v2 model views; requests
-share the batcher and count in the views' statistics. Liveness (`GET /`) is the page
-router's. Errors are `{"error": "..."}` like KServe's own (service/errors.py).
+preprocessed tensors) and `:explain` (occlusion or Grad-CAM, service/explanations.py).
+The models are the v2 model views; requests share the batcher and count in the views'
+statistics. Liveness (`GET /`) is the page router's. Errors are `{"error": "..."}` like
+KServe's own (service/errors.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, NoReturn
+from typing import Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.errors import one_line
 from service.batcher import RequestTiming
 from service.classify import top_k
-from service.errors import NotSupported
+from service.errors import BadInput
+from service.explanations import (
+    Gradcam,
+    Occlusion,
+    choose_class,
+    gradcam,
+    occlusion,
+    occlusion_grid,
+)
 from service.kserve_instances import Key, PredictRequest, parse_predict_request
 from service.routers.predict import Prediction
 from service.state import ServiceState, StateDep
@@ -30,10 +40,28 @@ from service.v2.views import ModelView, find_view, is_available, serving_view, v
 
 router = APIRouter(prefix="/v1/models", tags=["v1 (KServe)"])
 
-EXPLAIN_PENDING = (
-    "KServe v1 :explain is not wired to the explanations yet; "
-    "POST /v1/explain/occlusion and /v1/explain/gradcam serve them"
-)
+EXPLAIN_OPTIONS = ("method", "class", "layer", "patch", "stride")
+EXPLAIN_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["instances"],
+                    "properties": {
+                        "instances": {"type": "array", "minItems": 1},
+                        "method": {"enum": ["occlusion", "gradcam", "gradcam++"]},
+                        "class": {"type": ["string", "integer"]},
+                        "layer": {"type": "string"},
+                        "patch": {"type": "integer", "minimum": 1},
+                        "stride": {"type": "integer", "minimum": 1},
+                    },
+                }
+            }
+        },
+    }
+}
 PREDICT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -74,6 +102,29 @@ class PredictResponse(BaseModel):
     predictions: list[InstancePrediction]
 
 
+class ExplainOptions(BaseModel):
+    """The fields of an `:explain` body besides `instances` (as /v1/explain/* takes them)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    method: Literal["occlusion", "gradcam", "gradcam++"] = "occlusion"
+    target: str | int | None = Field(None, alias="class")
+    layer: str = "conv5"
+    patch: int = Field(48, ge=1)
+    stride: int = Field(24, ge=1)
+
+
+class InstanceExplanation(BaseModel):
+    key: Key | None = None  # the instance's own, when it had one
+    method: str
+    occlusion: Occlusion | None = None
+    gradcam: Gradcam | None = None
+
+
+class ExplainResponse(BaseModel):
+    explanations: list[InstanceExplanation]
+
+
 @router.get("")
 async def list_models(state: StateDep) -> ModelList:
     """The models (the v2 model views) this server serves."""
@@ -111,13 +162,41 @@ async def predict(request: Request, state: StateDep, name: str) -> PredictRespon
 
 @router.post(
     "/{name}:explain",
-    response_model=None,
-    responses={501: {"description": "not wired to the explanations yet"}},
+    response_model=ExplainResponse,
+    response_model_exclude_none=True,
+    openapi_extra=EXPLAIN_BODY,
 )
-async def explain(state: StateDep, name: str) -> NoReturn:
-    """Not yet: 501 with the reason (unknown or unloaded models answer 404 or 503 first)."""
-    serving_view(state, name)
-    raise NotSupported(EXPLAIN_PENDING)
+async def explain(request: Request, state: StateDep, name: str) -> ExplainResponse:
+    """Occlusion (default) or Grad-CAM per instance, as POST /v1/explain/* answers them.
+
+    Besides `instances`, the body may carry `method` (occlusion, gradcam, gradcam++),
+    `class`, and `layer` (Grad-CAM) or `patch` and `stride` (occlusion).
+    """
+    view = serving_view(state, name)
+    raw = await request.body()  # its size is bounded by the body-limit middleware
+    parsed = await asyncio.to_thread(
+        _parse, raw, request.headers.get("content-encoding"), state, view, EXPLAIN_OPTIONS
+    )
+    try:
+        options = ExplainOptions.model_validate(parsed.options)
+    except ValidationError as exc:
+        raise BadInput(one_line(exc)) from None
+    target = choose_class(options.target, state.artifacts.labels)
+    grid = occlusion_grid(state, options.patch, options.stride)
+    tensors = await _tensors(parsed, state, view)
+    answers = []
+    for instance, tensor in zip(parsed.instances, tensors, strict=True):
+        if options.method == "occlusion":
+            found = await occlusion(state, tensor, target, grid)
+            answers.append(
+                InstanceExplanation(key=instance.key, method="occlusion", occlusion=found)
+            )
+        else:
+            cam = await gradcam(state, tensor, target, options.layer, options.method)
+            answers.append(
+                InstanceExplanation(key=instance.key, method=options.method, gradcam=cam)
+            )
+    return ExplainResponse(explanations=answers)
 
 
 async def _predict(
@@ -155,12 +234,18 @@ async def _predict(
 
 
 def _parse(
-    raw: bytes, encoding: str | None, state: ServiceState, view: ModelView
+    raw: bytes,
+    encoding: str | None,
+    state: ServiceState,
+    view: ModelView,
+    allowed: tuple[str, ...] = ("top_k",),
 ) -> PredictRequest:
     settings = state.settings
     body = decompress(raw, encoding, settings.max_v2_body_bytes)
     shape = view.engine.artifacts.input_shape
-    return parse_predict_request(body, input_shape=shape, max_instances=settings.max_files)
+    return parse_predict_request(
+        body, input_shape=shape, max_instances=settings.max_files, allowed=allowed
+    )
 
 
 async def _tensors(

@@ -56,8 +56,11 @@ def test_v1_health_predict_and_explain(server: RunningServer, photos: dict[str, 
         answer = await client.infer(server.url, instances, model_name="alexnet")
         (prediction,) = answer["predictions"]
         assert prediction["key"] == "cat" and len(prediction["top_k"]) == 2
-        with pytest.raises(httpx.HTTPStatusError, match="not wired to the explanations"):
-            await client.explain(server.url, "alexnet", instances)
+        explained = await client.explain(
+            server.url, "alexnet", {"instances": instances["instances"], "method": "gradcam"}
+        )
+        (explanation,) = explained["explanations"]
+        assert explanation["key"] == "cat" and explanation["gradcam"]["layer"] == "conv5"
         with pytest.raises(httpx.HTTPStatusError, match="not valid base64"):
             await client.infer(server.url, {"instances": [{"b64": "@@"}]}, model_name="alexnet")
 

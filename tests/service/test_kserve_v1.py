@@ -121,10 +121,58 @@ def test_predict_defaults_to_five_and_counts_in_the_views_statistics(
     assert after["inference_count"] - before["inference_count"] == 2
 
 
-def test_explain_is_not_served_yet(server: RunningServer) -> None:
-    response = httpx.post(f"{server.url}/v1/models/alexnet:explain", json={"instances": []})
-    assert response.status_code == 501
-    assert "/v1/explain/occlusion" in response.json()["error"]
+def test_explain_answers_what_the_explain_routes_answer(
+    server: RunningServer, photos: dict[str, bytes]
+) -> None:
+    image = base64.b64encode(photos["coffee"]).decode()
+    body = {
+        "instances": [{"image_bytes": {"b64": image}, "key": "cup"}, {"b64": image}],
+        "class": "2",
+        "patch": "60",  # JSON strings or numbers, as the form fields take them
+        "stride": 60,
+    }
+    answer = httpx.post(f"{server.url}/v1/models/alexnet:explain", json=body, timeout=120)
+    assert answer.status_code == 200, answer.text
+    first, second = answer.json()["explanations"]
+    assert (first["key"], first["method"], "key" in second) == ("cup", "occlusion", False)
+    direct = httpx.post(
+        f"{server.url}/v1/explain/occlusion",
+        files={"image": ("c.jpg", photos["coffee"])},
+        data={"class": "2", "patch": "60", "stride": "60"},
+        timeout=120,
+    ).json()
+    for explanation in (first, second):
+        assert explanation["occlusion"]["class"] == direct["class"]
+        np.testing.assert_allclose(
+            explanation["occlusion"]["heatmap"], direct["heatmap"], atol=1e-5
+        )
+    cams = httpx.post(
+        f"{server.url}/v1/models/alexnet:explain",
+        json={"instances": [{"b64": image}], "method": "gradcam++", "layer": "conv4"},
+        timeout=120,
+    ).json()["explanations"]
+    assert cams[0]["gradcam"]["layer"] == "conv4" and cams[0]["method"] == "gradcam++"
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"method": "lime"}, "method"),
+        ({"class": 99}, "out of range"),
+        ({"layer": "fc8", "method": "gradcam"}, "not for 'fc8'"),
+        ({"patch": 4, "stride": 2}, "ALEXNET_MAX_"),
+        ({"top_k": 3}, "unknown field 'top_k'"),
+    ],
+)
+def test_explain_refuses_bad_options(
+    server: RunningServer, photos: dict[str, bytes], options: dict[str, Any], fragment: str
+) -> None:
+    instances = [{"b64": base64.b64encode(photos["camera"]).decode()}]
+    answer = httpx.post(
+        f"{server.url}/v1/models/alexnet:explain", json={"instances": instances, **options}
+    )
+    assert 400 <= answer.status_code < 500, answer.text
+    assert fragment in answer.json()["error"]
 
 
 def _tensor(shape: tuple[int, ...], value: Any = 0.5) -> Any:
