@@ -31,6 +31,13 @@ class Export(ExportConfig):
                     f"wrote {self.out}/{entry.path}{recipe}; top-1 agreement with fp32 "
                     f"{entry.top1_agreement:.1%}"
                 )
+        patches = manifest.channel_patches
+        if patches is not None:
+            print(
+                f"wrote {self.out}/{patches.path} ({patches.bytes / 1e6:.1f} MB): top "
+                f"{patches.top_k} of {patches.images} images for each conv channel, "
+                f"{patches.images_kept} images kept"
+            )
         if self.triton is not None:
             from model.triton import write_triton_repository
 

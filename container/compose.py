@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -31,6 +32,30 @@ def podman_compose() -> str:
 def compose_files(cpu: bool) -> list[str]:
     files = [*COMPOSE_FILES, CPU_OVERRIDE] if cpu else list(COMPOSE_FILES)
     return [arg for name in files for arg in ("-f", str(ROOT / name))]
+
+
+@dataclass
+class Project:
+    """podman-compose for one project name, run from the repository root as a user runs it."""
+
+    name: str
+    env: dict[str, str]
+    # Found up front, so that a missing podman-compose fails before a check creates anything.
+    tool: str = field(default_factory=podman_compose)
+
+    def run(
+        self, *args: str, cpu: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        """`podman-compose -p NAME -f ... ARGS` (with the CPU override when `cpu`); not checked."""
+        return subprocess.run(
+            [self.tool, "--project-name", self.name, *compose_files(cpu), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=ROOT,
+        )
 
 
 def merged_config(env: dict[str, str], cpu: bool) -> dict[str, Any]:

@@ -146,6 +146,28 @@ class Podman:
                 check=False,
             ).returncode
 
+    def run_once(
+        self,
+        image: str,
+        entrypoint: str,
+        *args: str,
+        options: Sequence[str] = (),
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run one command in a throwaway container of `image` (podman run --rm)."""
+        # The command is not the server, so the image's HEALTHCHECK would have nothing to probe.
+        return self(
+            "run",
+            "--rm",
+            "--no-healthcheck",
+            *options,
+            "--entrypoint",
+            entrypoint,
+            image,
+            *args,
+            check=check,
+        )
+
     def exists(self, image: str) -> bool:
         return self("image", "exists", image, check=False).returncode == 0
 

@@ -180,6 +180,20 @@ class ExplainGraph(ArtifactFile):
     )
 
 
+class ChannelPatches(ArtifactFile):
+    """The top-activating image patches of every conv channel (`channel_patches.npz`).
+
+    Optional: exports before it existed, or with `--patch-images 0`, have none.
+    """
+
+    format: Literal["alexnet-channel-patches/1"]
+    layers: list[str] = Field(min_length=1, description="the conv layers covered, in order")
+    top_k: Positive = Field(description="patches per channel at most: its best distinct images")
+    images: Positive = Field(description="images run through the network to find them")
+    images_kept: Count = Field(description="distinct images some channel's patches come from")
+    source: str = Field(description="where the images came from")
+
+
 class Manifest(Strict):
     """Everything the service needs about an export, and nothing it must guess."""
 
@@ -198,6 +212,7 @@ class Manifest(Strict):
     layers: list[Layer] = Field(min_length=1)
     training: Training
     explain: ExplainGraph | None = None
+    channel_patches: ChannelPatches | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
@@ -217,7 +232,20 @@ class Manifest(Strict):
             raise ValueError(
                 f"input {list(self.input.shape)} does not match the crop {self.preprocess.crop}"
             )
+        if self.channel_patches is not None:
+            convs = [layer.name for layer in self.layers if layer.type == "conv"]
+            if not set(self.channel_patches.layers) <= set(convs):
+                raise ValueError(f"channel_patches.layers must be conv layers ({convs})")
         return self
+
+    @property
+    def serving_version(self) -> str:
+        """The version servers publish: `version` when it is a positive integer, else "1".
+
+        Triton names version folders by positive integers and its URLs take `[0-9]+`;
+        perf_analyzer parses the version it reads back as an integer.
+        """
+        return serving_version(self.version)
 
     @property
     def layer_names(self) -> list[str]:
@@ -228,6 +256,13 @@ class Manifest(Strict):
 
     def dumps(self) -> str:
         return self.model_dump_json(indent=2, exclude_none=True) + "\n"
+
+
+def serving_version(version: str) -> str:
+    """`version` as a positive integer without leading zeros ("007" -> "7"), else "1"."""
+    if version.isascii() and version.isdigit() and int(version) > 0:
+        return str(int(version))
+    return "1"
 
 
 def sha256_file(path: Path) -> str:
@@ -270,6 +305,8 @@ def listed_files(manifest: Manifest) -> dict[str, ArtifactFile]:
     listed: dict[str, ArtifactFile] = {str(k): v for k, v in manifest.files.items()}
     if manifest.explain is not None:
         listed["explain"] = manifest.explain
+    if manifest.channel_patches is not None:
+        listed["channel patches"] = manifest.channel_patches
     return listed
 
 

@@ -22,7 +22,7 @@ import warnings
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 # ImageNet's channel statistics: the torchvision weights expect them, and the
@@ -110,6 +110,10 @@ def decode_image(
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(f"image is too large: {exc}") from None
+    except UnidentifiedImageError:  # its message names a Python object, not the file
+        raise ImageDecodeError(
+            "cannot decode image: not a format Pillow reads (JPEG, PNG, WebP, GIF, TIFF, BMP...)"
+        ) from None
     except Exception as exc:  # Pillow raises many types for bad data
         raise ImageDecodeError(f"cannot decode image: {exc}") from None
     return image

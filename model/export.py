@@ -26,6 +26,7 @@ from core.onnx_tools import OPSET
 from core.preprocess import PreprocessSpec
 from core.runtime import cpu_session, int8_session_config, run_all
 from model.architecture import layer_table, parameter_count
+from model.channel_patches import export_channel_patches
 from model.export_config import ExportConfig
 from model.network import AlexNet
 from model.onnx_graph import build_onnx_model, to_fp16
@@ -122,6 +123,7 @@ def export(model: AlexNet, labels: list[str], training: Training, config: Export
         layers=layer_table(arch),
         training=training,
         explain=explain,
+        channel_patches=export_channel_patches(fp32, arch, preprocess, config),
     )
     write_manifest(out, manifest)
     return manifest

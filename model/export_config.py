@@ -46,5 +46,16 @@ class ExportConfig(BaseModel):
     triton: Path | None = Field(
         None, description="also write a Triton Inference Server model repository here"
     )
+    patch_images: int = Field(
+        256,
+        ge=0,
+        le=1024,
+        description="images (from --data, or drawn shapes) run through the model to find each "
+        "conv channel's top-activating patches, kept in channel_patches.npz (each kept image "
+        "adds at most 3x227x227 bytes); 0: write none",
+    )
+    patch_top_k: int = Field(
+        9, ge=1, le=64, description="patches per conv channel: its K most activating images"
+    )
     name: str = Field("alexnet", description="model name")
     version: str = Field("1", description="model version")

@@ -1,10 +1,11 @@
 """Write a Triton Inference Server model repository for an exported AlexNet.
 
 Triton serves the very same `alexnet.onnx` with its onnxruntime backend. The
-`config.pbtxt` is derived from the ONNX graph itself (names, element types and
-shapes of every input and output), so it cannot disagree with the model, and it
-is checked against the manifest, so a model and a manifest from two different
-exports are refused rather than written.
+`config.pbtxt` is core/triton_config.py's ModelConfig (the one the service answers
+at /v2/models/{m}/config) rendered as protobuf text, built from the ONNX graph itself
+(names, element types and shapes of every input and output), so it cannot disagree
+with the model; it is checked against the manifest, so a model and a manifest from
+two different exports are refused rather than written.
 
     repository/
       <name>/config.pbtxt      platform onnxruntime_onnx, dynamic batching
@@ -14,42 +15,35 @@ exports are refused rather than written.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import onnx
 from onnx import TensorProto
 
 from core.errors import UserFacingError
 from core.manifest import LOGITS_NAME, Manifest
+from core.triton_config import LABELS_FILE, MODEL_FILE, TensorSpec, model_config
 
-LABELS_FILE = "labels.txt"
-
-# ONNX element type -> Triton data type (model_config.proto's DataType).
-TRITON_TYPES: dict[int, str] = {
-    TensorProto.FLOAT: "TYPE_FP32",
-    TensorProto.FLOAT16: "TYPE_FP16",
-    TensorProto.DOUBLE: "TYPE_FP64",
-    TensorProto.INT8: "TYPE_INT8",
-    TensorProto.UINT8: "TYPE_UINT8",
-    TensorProto.INT32: "TYPE_INT32",
-    TensorProto.INT64: "TYPE_INT64",
-    TensorProto.BOOL: "TYPE_BOOL",
+# ONNX element type -> Open Inference Protocol datatype (core maps it to Triton's DataType).
+DATATYPES: dict[int, str] = {
+    TensorProto.FLOAT: "FP32",
+    TensorProto.FLOAT16: "FP16",
+    TensorProto.DOUBLE: "FP64",
+    TensorProto.INT8: "INT8",
+    TensorProto.UINT8: "UINT8",
+    TensorProto.INT32: "INT32",
+    TensorProto.INT64: "INT64",
+    TensorProto.BOOL: "BOOL",
 }
+# ModelConfig fields whose values are enum names, written bare in protobuf text.
+ENUM_FIELDS = frozenset({"data_type", "format", "kind"})
 # Triton takes model names from directory names; keep them to a portable set.
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One graph input or output as Triton sees it: dims exclude the batch axis."""
-
-    name: str
-    data_type: str
-    dims: tuple[int, ...]
 
 
 def graph_tensors(model: onnx.ModelProto) -> tuple[list[TensorSpec], list[TensorSpec]]:
@@ -61,7 +55,7 @@ def graph_tensors(model: onnx.ModelProto) -> tuple[list[TensorSpec], list[Tensor
 
 def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
     tensor = value.type.tensor_type
-    if tensor.elem_type not in TRITON_TYPES:
+    if tensor.elem_type not in DATATYPES:
         raise UserFacingError(
             f"ONNX tensor {value.name!r}: element type "
             f"{TensorProto.DataType.Name(tensor.elem_type)} has no Triton type"
@@ -74,7 +68,7 @@ def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
     if any(not d.HasField("dim_value") for d in dims[1:]):
         raise UserFacingError(f"ONNX tensor {value.name!r} has a dynamic axis besides the batch")
     return TensorSpec(
-        value.name, TRITON_TYPES[tensor.elem_type], tuple(int(d.dim_value) for d in dims[1:])
+        value.name, DATATYPES[tensor.elem_type], tuple(int(d.dim_value) for d in dims[1:])
     )
 
 
@@ -104,39 +98,45 @@ def check_against_manifest(
             )
 
 
-def render_config(
-    name: str,
-    inputs: Sequence[TensorSpec],
-    outputs: Sequence[TensorSpec],
-    *,
-    max_batch_size: int,
-    max_queue_delay_us: int,
-) -> str:
-    """config.pbtxt (protobuf text format of Triton's ModelConfig)."""
-
-    def block(spec: TensorSpec) -> str:
-        dims = ", ".join(str(d) for d in spec.dims)
-        label = f'\n    label_filename: "{LABELS_FILE}"' if spec.name == LOGITS_NAME else ""
-        return (
-            f'  {{\n    name: "{spec.name}"\n    data_type: {spec.data_type}\n'
-            f"    dims: [ {dims} ]{label}\n  }}"
-        )
-
-    input_blocks = ",\n".join(block(spec) for spec in inputs)
-    output_blocks = ",\n".join(block(spec) for spec in outputs)
-    return (
+def render_config(config: Mapping[str, Any]) -> str:
+    """config.pbtxt: the ModelConfig dict in protobuf text format."""
+    header = (
         "# Written by alexnet-serving (model/triton.py) from the ONNX graph; do not edit.\n"
-        f'name: "{name}"\n'
-        'platform: "onnxruntime_onnx"\n'
-        f"max_batch_size: {max_batch_size}\n"
-        f"input [\n{input_blocks}\n]\n"
-        f"output [\n{output_blocks}\n]\n"
-        "dynamic_batching {\n"
-        f"  max_queue_delay_microseconds: {max_queue_delay_us}\n"
-        "}\n"
-        "# No `kind`: KIND_AUTO, one instance per GPU, or on the CPU where Triton sees none.\n"
-        "instance_group [\n  {\n    count: 1\n  }\n]\n"
+        "# kind KIND_AUTO: one instance per GPU, or on the CPU where Triton sees none.\n"
     )
+    return header + "".join(f"{line}\n" for line in _text(config, ""))
+
+
+def _text(message: Mapping[str, Any], pad: str) -> list[str]:
+    """Protobuf text lines of a message. Empty lists and maps are the defaults: left out
+    (the only maps here, `parameters` and `priority_queue_policy`, are always empty)."""
+    lines: list[str] = []
+    for key, value in message.items():
+        if isinstance(value, Mapping):
+            if value:
+                lines += [f"{pad}{key} {{", *_text(value, pad + "  "), f"{pad}}}"]
+        elif isinstance(value, list):
+            if value and isinstance(value[0], Mapping):
+                blocks = [[f"{pad}  {{", *_text(v, pad + "    "), f"{pad}  }}"] for v in value]
+                lines.append(f"{pad}{key} [")
+                for index, block in enumerate(blocks):
+                    block[-1] += "," if index < len(blocks) - 1 else ""
+                    lines += block
+                lines.append(f"{pad}]")
+            elif value:
+                lines.append(f"{pad}{key}: [ {', '.join(_scalar(key, v) for v in value)} ]")
+        else:
+            lines.append(f"{pad}{key}: {_scalar(key, value)}")
+    return lines
+
+
+def _scalar(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    # Names are checked against a portable set, so JSON's escaping is protobuf's.
+    return str(value) if key in ENUM_FIELDS else json.dumps(value)
 
 
 def write_triton_repository(
@@ -149,8 +149,9 @@ def write_triton_repository(
 ) -> Path:
     """Write out_dir/<name>/{config.pbtxt, labels.txt, <version>/model.onnx}; return that folder.
 
-    The version folder is the manifest's version when it is a positive integer (Triton's
-    rule), else 1. An earlier folder of the same model is replaced whole.
+    The version folder is the manifest's serving version (its version when that is a
+    positive integer, Triton's rule, else 1). An earlier folder of the same model is
+    replaced whole.
     """
     name = manifest.name
     if not _NAME.match(name):
@@ -162,8 +163,7 @@ def write_triton_repository(
         raise UserFacingError("a label contains a line break; labels.txt is one label per line")
     inputs, outputs = graph_tensors(onnx.load(str(onnx_path), load_external_data=False))
     check_against_manifest(manifest, inputs, outputs)
-    version = manifest.version
-    version_dir = version if version.isdigit() and int(version) > 0 else "1"
+    version_dir = manifest.serving_version
 
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / name
@@ -172,17 +172,12 @@ def write_triton_repository(
     staging = out_dir / f".{name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     (staging / version_dir).mkdir(parents=True)
-    shutil.copyfile(onnx_path, staging / version_dir / "model.onnx")
+    shutil.copyfile(onnx_path, staging / version_dir / MODEL_FILE)
     (staging / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels))
-    (staging / "config.pbtxt").write_text(
-        render_config(
-            name,
-            inputs,
-            outputs,
-            max_batch_size=max_batch_size,
-            max_queue_delay_us=max_queue_delay_us,
-        )
+    config = model_config(
+        name, inputs, outputs, max_batch_size=max_batch_size, max_queue_delay_us=max_queue_delay_us
     )
+    (staging / "config.pbtxt").write_text(render_config(config))
     if final.exists():
         old = out_dir / f".{name}.old"
         shutil.rmtree(old, ignore_errors=True)

@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from service.artifacts import load_artifacts
-from service.batcher import DynamicBatcher
 from service.engine import Engine
 from service.errors import install_error_handlers
-from service.explainer import Explainer
+from service.lifecycle import start_model
 from service.limits import install_limits
 from service.metrics import Metrics, MetricsMiddleware
-from service.numerics.convolution import ConvolutionEngine
-from service.numerics.pooling import PoolingEngine
 from service.openapi_docs import document_errors
 from service.request_context import RequestIdMiddleware
 from service.routers import (
+    channels,
     convolve,
+    demos,
     explain,
     health,
     inspect,
+    kserve_v1,
     model_info,
     page,
     predict,
@@ -34,52 +31,9 @@ from service.routers import (
 from service.routers.page import STATIC_DIR
 from service.security import configured_key, install_security
 from service.settings import Settings
-from service.state import Filters, ServiceState
+from service.state import ServiceState
 from service.traffic import InFlightMiddleware
 from service.v2 import router as v2
-
-log = logging.getLogger("service.app")
-
-
-def load_engine(settings: Settings) -> Engine:
-    """Check the artifacts and open the model; raises ArtifactError with one clear line."""
-    artifacts = load_artifacts(settings.artifacts, settings.precision)
-    return Engine(
-        artifacts,
-        provider=settings.provider,
-        intra_op_threads=settings.intra_op_threads,
-        spin_wait=settings.spin_wait,
-    )
-
-
-async def start_model(state: ServiceState) -> None:
-    """Load (unless preloaded), warm up, start the batcher, then declare readiness."""
-    settings = state.settings
-    if state.engine is None:
-        state.engine = await asyncio.to_thread(load_engine, settings)
-    engine = state.engine
-    await asyncio.to_thread(engine.warm_up, settings.max_batch_size)
-    state.filters = Filters(ConvolutionEngine(engine.providers), PoolingEngine(engine.providers))
-    state.batcher = DynamicBatcher(
-        engine.run,
-        max_batch_size=settings.max_batch_size,
-        max_wait_s=settings.max_batch_wait_ms / 1000,
-        max_queue=settings.max_queue,
-        observe=state.metrics.observe_batch,
-        callers_in_flight=lambda: state.in_flight.count,
-    )
-    state.batcher.start()
-    state.explainer = Explainer(engine.artifacts, engine.providers, settings.intra_op_threads)
-    state.metrics.model.info(
-        {
-            "name": engine.artifacts.manifest.name,
-            "version": engine.artifacts.manifest.version,
-            "provider": engine.provider,
-            "precision": engine.artifacts.precision,
-        }
-    )
-    state.ready = True
-    log.info("ready: %s on %s", engine.artifacts.model_path.name, engine.provider)
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
@@ -112,8 +66,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         inspect.router,
         explain.router,
         convolve.router,
+        demos.router,
         weights.router,
-        v2.router,
+        channels.router,
+        kserve_v1.router,
+        *v2.ROUTERS,
         page.router,
     ):
         app.include_router(router)

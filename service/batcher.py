@@ -12,9 +12,16 @@ whose caller has gone are dropped before they cost inference.
 
 Two lanes: interactive work (predictions, activations, v2 inference) goes first;
 background work (an explanation's dozens of occluded copies, its gradient runs with
-`run_job`) fills the room interactive batches leave and runs when no interactive
-item waits. So an explanation never holds a prediction back by more than the batch
-already running, and every onnxruntime call still runs on the one inference thread.
+`run_job`) runs only when no interactive item waits, in batches of at most
+`background_batch_size`, and never joins an interactive batch (it would make that
+batch slower). So an explanation holds a prediction back by at most one small batch,
+and every onnxruntime call still runs on the one inference thread.
+
+Each item runs on the model it was prepared for (`run`, by default the batcher's
+current one): after a reload swaps `run`, items queued for the old model still run
+on it, never in a batch with the new one's. After each batch the observer gets
+one `BatchRecord` (the one measurement Prometheus and the v2 statistics share), and
+every request that passed a `RequestTiming` has its queue and inference time added.
 """
 
 from __future__ import annotations
@@ -22,8 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
@@ -34,7 +41,6 @@ import numpy as np
 from service.errors import DeadlineExceeded, InferenceFailed, Overloaded, TooLarge
 
 RunFn = Callable[[np.ndarray, Sequence[str]], dict[str, np.ndarray]]
-Observer = Callable[[int, float, float], None]  # batch size, queue wait s, inference s
 CallerCount = Callable[[], int]
 T = TypeVar("T")
 
@@ -44,13 +50,49 @@ class Lane(Enum):
     BACKGROUND = "background"
 
 
+@dataclass(frozen=True)
+class BatchRecord:
+    """One batch run, measured once: integer nanoseconds of the monotonic clock."""
+
+    size: int
+    oldest_wait_ns: int  # from the oldest image's arrival to the batch's start
+    input_ns: int  # stacking the images into one tensor
+    inference_ns: int  # the model run
+    output_ns: int  # handing each image its results
+    tags: Mapping[Hashable, int]  # images per tag of the requests that had one
+
+
+Observer = Callable[[BatchRecord], None]
+
+
+@dataclass(eq=False)
+class RequestTiming:
+    """What the batcher measured for one request, filled in as its batches run."""
+
+    tag: Hashable  # whose request it is (the v2 statistics: the model view)
+    queue_ns: int = 0  # the longest any of its images waited
+    infer_ns: int = 0  # the model time of every batch its images were in
+    executions: int = 0  # how many batches those were
+
+
 @dataclass(eq=False)
 class _Item:
     tensor: np.ndarray
     outputs: tuple[str, ...]
+    run: RunFn
     future: asyncio.Future[dict[str, np.ndarray]]
-    enqueued: float
+    enqueued_ns: int
     deadline: float
+    timing: RequestTiming | None = None
+
+    @property
+    def enqueued(self) -> float:
+        return self.enqueued_ns / 1e9
+
+    @property
+    def key(self) -> tuple[RunFn, tuple[str, ...]]:
+        """Items batch together when they run on the same model for the same outputs."""
+        return self.run, self.outputs
 
 
 @dataclass(eq=False)
@@ -75,8 +117,10 @@ class DynamicBatcher:
         max_queue: int,
         observe: Observer | None = None,
         callers_in_flight: CallerCount | None = None,
+        background_batch_size: int | None = None,
     ) -> None:
-        self._run = run
+        self.run = run  # the model new items run on unless they name their own
+        self.background_batch_size = background_batch_size or max_batch_size
         self._callers_in_flight = callers_in_flight
         self._submitting = 0  # interactive submit() calls waiting for their results
         self.max_batch_size = max_batch_size
@@ -117,8 +161,14 @@ class DynamicBatcher:
         *,
         timeout_s: float,
         lane: Lane = Lane.INTERACTIVE,
+        run: RunFn | None = None,
+        timing: RequestTiming | None = None,
     ) -> list[dict[str, np.ndarray]]:
-        """Run each (3, H, W) tensor; results in the same order. All or nothing per request."""
+        """Run each (3, H, W) tensor; results in the same order. All or nothing per request.
+
+        `run`: the model the tensors were prepared for (default: the current one).
+        `timing`: filled in with this request's queue and inference time as it runs.
+        """
         if len(tensors) > self.max_queue:  # would never fit: retrying cannot help, so not 503
             raise TooLarge(
                 f"{len(tensors)} images in one request; the inference queue holds {self.max_queue}"
@@ -130,9 +180,12 @@ class DynamicBatcher:
                     f"the inference queue is full ({self.max_queue} images); retry soon"
                 )
         loop = asyncio.get_running_loop()
-        now = time.monotonic()
-        key = tuple(outputs)
-        items = [_Item(t, key, loop.create_future(), now, now + timeout_s) for t in tensors]
+        now_ns = time.monotonic_ns()
+        deadline = now_ns / 1e9 + timeout_s
+        names, model = tuple(outputs), run or self.run
+        items = [
+            _Item(t, names, model, loop.create_future(), now_ns, deadline, timing) for t in tensors
+        ]
         self._lanes[lane].extend(items)
         interactive = lane is Lane.INTERACTIVE
         self._submitting += interactive
@@ -184,24 +237,50 @@ class DynamicBatcher:
             job.future.set_result(result)
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
-        started = time.monotonic()
+        started = time.monotonic_ns()
         try:  # stacking too: any failure must fail this batch, never stop the worker
             stacked = np.stack([item.tensor for item in batch])
+            stacked_at = time.monotonic_ns()
             results = await loop.run_in_executor(
-                self._executor, self._run, stacked, batch[0].outputs
+                self._executor, batch[0].run, stacked, batch[0].outputs
             )
         except Exception as exc:
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(InferenceFailed(f"inference failed: {exc}"))
             return
-        finished = time.monotonic()
-        if self._observe is not None:
-            oldest = min(item.enqueued for item in batch)
-            self._observe(len(batch), started - oldest, finished - started)
+        finished = time.monotonic_ns()
         for index, item in enumerate(batch):
             if not item.future.done():
                 item.future.set_result({k: v[index] for k, v in results.items()})
+        handed = time.monotonic_ns()
+        self._account(batch, started, finished - stacked_at)
+        if self._observe is not None:
+            tags = Counter(item.timing.tag for item in batch if item.timing is not None)
+            self._observe(
+                BatchRecord(
+                    size=len(batch),
+                    oldest_wait_ns=started - min(item.enqueued_ns for item in batch),
+                    input_ns=stacked_at - started,
+                    inference_ns=finished - stacked_at,
+                    output_ns=handed - finished,
+                    tags=tags,
+                )
+            )
+
+    @staticmethod
+    def _account(batch: list[_Item], started: int, inference_ns: int) -> None:
+        """Each request's timing: its longest queue wait, and this batch's model time once."""
+        counted: set[int] = set()
+        for item in batch:
+            timing = item.timing
+            if timing is None:
+                continue
+            timing.queue_ns = max(timing.queue_ns, started - item.enqueued_ns)
+            if id(timing) not in counted:
+                counted.add(id(timing))
+                timing.infer_ns += inference_ns
+                timing.executions += 1
 
     def _drop_abandoned(self) -> None:
         """Forget queued items whose caller has gone (disconnected, timed out)."""
@@ -219,7 +298,7 @@ class DynamicBatcher:
             self._drop_finished_jobs()
             if self._jobs and (not background or self._jobs[0].enqueued <= background[0].enqueued):
                 return self._jobs.popleft()
-            return self._take_batch()
+            return self._take_batch(Lane.BACKGROUND, self.background_batch_size)
         first_arrival = interactive[0].enqueued
         while len(interactive) < self.max_batch_size and self._companion_may_come():
             remaining = first_arrival + self.max_wait_s - time.monotonic()
@@ -228,7 +307,7 @@ class DynamicBatcher:
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), remaining)
-        return self._take_batch()
+        return self._take_batch(Lane.INTERACTIVE, self.max_batch_size)
 
     def _drop_finished_jobs(self) -> None:
         while self._jobs and self._jobs[0].future.done():  # its caller is gone
@@ -240,25 +319,24 @@ class DynamicBatcher:
             return True
         return self._callers_in_flight() > self._submitting
 
-    def _take_batch(self) -> list[_Item]:
-        """Interactive items first, then background ones, all asking for the same outputs."""
+    def _take_batch(self, lane: Lane, size: int) -> list[_Item]:
+        """Up to `size` of the lane's items that ask for the same outputs as its oldest."""
         now = time.monotonic()
         batch: list[_Item] = []
-        key: tuple[str, ...] | None = None
-        for lane in Lane:
-            kept: deque[_Item] = deque()
-            queue = self._lanes[lane]
-            while queue:
-                item = queue.popleft()
-                if item.future.done():  # cancelled: its caller is gone
-                    continue
-                if item.deadline <= now:
-                    item.future.set_exception(DeadlineExceeded("deadline passed while queued"))
-                    continue
-                if len(batch) < self.max_batch_size and key in (None, item.outputs):
-                    key = item.outputs
-                    batch.append(item)
-                else:
-                    kept.append(item)
-            self._lanes[lane] = kept
+        key: tuple[RunFn, tuple[str, ...]] | None = None
+        kept: deque[_Item] = deque()
+        queue = self._lanes[lane]
+        while queue:
+            item = queue.popleft()
+            if item.future.done():  # cancelled: its caller is gone
+                continue
+            if item.deadline <= now:
+                item.future.set_exception(DeadlineExceeded("deadline passed while queued"))
+                continue
+            if len(batch) < size and key in (None, item.key):
+                key = item.key
+                batch.append(item)
+            else:
+                kept.append(item)
+        self._lanes[lane] = kept
         return batch

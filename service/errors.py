@@ -1,7 +1,9 @@
 """Domain exceptions and the one place that maps every error to its JSON form.
 
-/v1 and the rest answer `{"error": {"code", "message", "request_id"}}`; /v2 answers
-the protocol's own `{"error": "..."}`, the only form tritonclient reads.
+The inference protocols' routes (PROTOCOL_PREFIXES: the Open Inference Protocol at
+/v2, KServe's v1 data plane at /v1/models) answer their own `{"error": "..."}`, the
+only form tritonclient and KServe's SDK read; /v1 and the rest answer
+`{"error": {"code", "message", "request_id"}}`.
 """
 
 from __future__ import annotations
@@ -68,7 +70,20 @@ class InferenceFailed(ServiceError):
     status, code = 500, "inference_failed"
 
 
+class NotSupported(ServiceError):
+    """A protocol operation this server does not offer (yet); the message says why."""
+
+    status, code = 501, "not_implemented"
+
+
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+# Path prefixes of the inference protocols, whose errors are `{"error": "<message>"}`.
+PROTOCOL_PREFIXES = ("/v2", "/v1/models")
+
+
+def is_protocol_path(path: str) -> bool:
+    """True for the paths of an inference protocol (`/v1/model` is not: it is the service's)."""
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in PROTOCOL_PREFIXES)
 
 
 def error_response(
@@ -76,7 +91,7 @@ def error_response(
 ) -> JSONResponse:
     """The JSON error in the form the route's protocol expects."""
     request_id = current_request_id()
-    if request.url.path.startswith("/v2"):
+    if is_protocol_path(request.url.path):
         body: dict[str, object] = {"error": message}
     else:
         body = {"error": {"code": code, "message": message, "request_id": request_id}}

@@ -3,7 +3,8 @@
 `BodyLimitMiddleware` answers 413 from the Content-Length header alone, before a
 byte of the body is read, when it is larger than any request the routes accept
 (max_files uploads of max_upload_bytes plus form overhead, or max_v2_body_bytes
-on /v2); a body without Content-Length (chunked) is counted as it arrives.
+on the inference protocols' routes, /v2 and /v1/models); a body without
+Content-Length (chunked) is counted as it arrives.
 
 `CancelOnDisconnectMiddleware` cancels a handler whose client has gone. Starlette
 does not: a disconnected caller's images would wait in the batch queue and cost
@@ -27,7 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import error_response
+from service.errors import error_response, is_protocol_path
 from service.settings import Settings
 
 FORM_OVERHEAD_BYTES = 2**20  # multipart headers and text fields (a kernel is at most 256 KiB)
@@ -36,7 +37,7 @@ WATCH_AFTER_S = 0.02  # a disconnect is noticed this late at most; queue waits a
 
 def body_limit(path: str, settings: Settings) -> int:
     """The largest body a request to `path` may send."""
-    if path == "/v2" or path.startswith("/v2/"):
+    if is_protocol_path(path):
         return settings.max_v2_body_bytes
     return settings.max_files * settings.max_upload_bytes + FORM_OVERHEAD_BYTES
 

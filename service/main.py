@@ -9,7 +9,8 @@ from types import FrameType
 
 import uvicorn
 
-from service.app import create_app, load_engine
+from service.app import create_app
+from service.lifecycle import load_engine
 from service.logging_setup import configure_logging
 from service.settings import Settings
 from service.state import ServiceState

@@ -16,6 +16,8 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.batcher import BatchRecord
+
 CLIENT_CLOSED = 499
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128)
@@ -65,12 +67,12 @@ class Metrics:
         self.images = Counter("alexnet_images", "images run through the model", registry=r)
         self.model = Info("alexnet_model", "the model being served and where it runs", registry=r)
 
-    def observe_batch(self, size: int, wait_s: float, inference_s: float) -> None:
-        """Called by the batcher after each batch."""
-        self.batch_size.observe(size)
-        self.queue_wait.observe(wait_s)
-        self.inference.observe(inference_s)
-        self.images.inc(size)
+    def observe_batch(self, record: BatchRecord) -> None:
+        """Called after each batch with the batcher's record (also the v2 statistics' source)."""
+        self.batch_size.observe(record.size)
+        self.queue_wait.observe(record.oldest_wait_ns / 1e9)
+        self.inference.observe(record.inference_ns / 1e9)
+        self.images.inc(record.size)
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -2,7 +2,8 @@
 
 FastAPI documents 200 and a 422 in its own `{"detail": [...]}` form, but this
 service answers every error as JSON of its own (service/errors.py): `{"error":
-{"code", "message", "request_id"}}` on /v1 and the rest, `{"error": "..."}` on /v2.
+{"code", "message", "request_id"}}` on /v1 and the rest, `{"error": "..."}` on the
+inference protocols' routes (/v2, /v1/models).
 Clients generated from the document, and schemathesis, rely on it saying so.
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from service.errors import is_protocol_path
 from service.security import is_open
 
 V1_ERROR = {
@@ -29,7 +31,11 @@ V1_ERROR = {
         }
     },
 }
-V2_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+PROTOCOL_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string"}},
+}
 
 STATUSES = {
     400: "bad input: a parameter, kernel or image is wrong",
@@ -46,7 +52,7 @@ CHALLENGE = {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "s
 
 
 def _error(path: str, description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    body = V2_ERROR if path == "/v2" or path.startswith("/v2/") else V1_ERROR
+    body = PROTOCOL_ERROR if is_protocol_path(path) else V1_ERROR
     response: dict[str, Any] = {
         "description": description,
         "content": {"application/json": {"schema": body}},

@@ -20,7 +20,10 @@ class Settings(BaseSettings):
     artifacts: Path = Field(Path("artifacts"), description="folder with manifest.json and .onnx")
     host: str = Field("127.0.0.1", description="address to bind")
     port: int = Field(8000, ge=0, le=65535, description="port to bind")
-    model_name: str = Field("alexnet", description="name on the v2 routes")
+    model_name: str = Field(
+        "alexnet",
+        description="model name on the v2 and KServe v1 routes (also NAME_image, NAME_logits)",
+    )
 
     provider: Literal["auto", "tensorrt", "cuda", "cpu"] = Field(
         "auto", description="execution provider; auto takes the best one that works"
@@ -47,6 +50,12 @@ class Settings(BaseSettings):
         "(never while it is the only request in the server)",
     )
     max_queue: int = Field(256, ge=1, description="images waiting for inference before 503")
+    background_batch_size: int = Field(
+        8,
+        ge=1,
+        description="largest batch of explanation work (occluded copies); a prediction "
+        "waits for at most one such batch",
+    )
     request_timeout_s: float = Field(30.0, gt=0, description="deadline of a request (504)")
     shutdown_timeout_s: float = Field(
         25.0, ge=0, description="on SIGTERM, the longest wait for requests in flight to finish"
@@ -58,13 +67,24 @@ class Settings(BaseSettings):
     max_kernel_size: int = Field(31, ge=1, description="largest kernel side for /v1/convolve")
     max_pool_size: int = Field(64, ge=1, description="largest window side for /v1/pool")
     max_layers: int = Field(16, ge=1, description="layers per /v1/activations request")
+    max_demo_shift: int = Field(
+        8, ge=1, description="largest max_shift of /v1/demo/pooling: one pooled map per step"
+    )
+    max_demo_pixels: int = Field(
+        1024 * 1024,
+        ge=1,
+        description="decoded pixels of an image the demos convolve or pool as it is "
+        "(kernel and image modes hold several shifted copies of it)",
+    )
     max_occlusion_passes: int = Field(
         400,
         ge=2,
         description="forward passes one occlusion request may cost (windows + 1); larger "
         "grids are refused with 422",
     )
-    max_v2_body_bytes: int = Field(64 * 2**20, ge=1, description="v2 request body, decoded")
+    max_v2_body_bytes: int = Field(
+        64 * 2**20, ge=1, description="v2 and KServe v1 request body, decoded"
+    )
     max_v2_elements: int = Field(32 * 3 * 227 * 227, ge=1, description="v2 tensor elements")
 
     # Not an option of `alexnet serve`: a command line is visible to every user of the host.

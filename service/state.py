@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from service.numerics.convolution import ConvolutionEngine
 from service.numerics.pooling import PoolingEngine
 from service.settings import Settings
 from service.traffic import InFlight
+from service.v2.stats import InferenceStatistics
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,9 @@ class ServiceState:
     ready: bool = False
     draining: bool = False
     in_flight: InFlight = field(default_factory=InFlight)
+    statistics: InferenceStatistics = field(default_factory=InferenceStatistics)
+    unloaded: set[str] = field(default_factory=set)  # model views taken out of service
+    reloading: asyncio.Lock = field(default_factory=asyncio.Lock)  # one reload at a time
     decode_pool: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:

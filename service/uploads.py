@@ -11,7 +11,7 @@ import numpy as np
 from fastapi import UploadFile
 from PIL import Image
 
-from core.preprocess import ImageDecodeError, decode_image, preprocess_bytes
+from core.preprocess import ImageDecodeError, PreprocessSpec, decode_image, preprocess_bytes
 from service.errors import BadInput, TooLarge
 from service.state import ServiceState
 
@@ -40,18 +40,28 @@ def _named(files: list[UploadFile], index: int) -> str:
 
 
 async def preprocess_uploads(
-    files: list[UploadFile], blobs: list[bytes], state: ServiceState
+    files: list[UploadFile],
+    blobs: list[bytes],
+    state: ServiceState,
+    spec: PreprocessSpec | None = None,
 ) -> list[np.ndarray]:
     """Model input tensors for uploaded files; a 400 names the bad file."""
-    return await preprocess_blobs(blobs, [_named(files, i) for i in range(len(files))], state)
+    names = [_named(files, i) for i in range(len(files))]
+    return await preprocess_blobs(blobs, names, state, spec)
 
 
 async def preprocess_blobs(
-    blobs: list[bytes], names: list[str], state: ServiceState
+    blobs: list[bytes],
+    names: list[str],
+    state: ServiceState,
+    spec: PreprocessSpec | None = None,
 ) -> list[np.ndarray]:
-    """Model input tensors, decoded in parallel on the decode pool; a 400 names the bad one."""
+    """Model input tensors, decoded in parallel on the decode pool; a 400 names the bad one.
+
+    `spec`: the preprocessing of the model the tensors are for (default: the current one).
+    """
     loop = asyncio.get_running_loop()
-    spec = state.artifacts.preprocess
+    spec = spec or state.artifacts.preprocess
     settings = state.settings
     observe = state.metrics.decode_cpu.observe
     jobs = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import io
 import os
 import subprocess
@@ -10,9 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
+import pytest
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.serverproc import free_port, stop, wait_ready
 
@@ -77,3 +83,43 @@ def encode(array: np.ndarray, fmt: str = "JPEG", **options: object) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format=fmt, **options)
     return buffer.getvalue()
+
+
+@functools.cache
+def triton_protos() -> Any:
+    """tritonclient's compiled model_config.proto, loaded without grpcio (its __init__ wants it)."""
+    spec = importlib.util.find_spec("tritonclient")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("tritonclient (a dev dependency) is not installed")
+    source = Path(next(iter(spec.submodule_search_locations))) / "grpc" / "model_config_pb2.py"
+    module_spec = importlib.util.spec_from_file_location("triton_model_config_pb2", source)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Scrape:
+    """One /metrics answer: family types and every sample by name and labels."""
+
+    types: dict[str, str]
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+    def value(self, metric: str, /, **labels: str) -> float:
+        return self.samples.get((metric, tuple(sorted(labels.items()))), 0.0)
+
+    def label_sets(self, name: str) -> list[dict[str, str]]:
+        return [dict(labels) for sample, labels in self.samples if sample == name]
+
+
+def scrape(url: str) -> Scrape:
+    response = httpx.get(f"{url}/metrics", timeout=30)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    types, samples = {}, {}
+    for family in text_string_to_metric_families(response.text):
+        types[family.name] = family.type
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return Scrape(types, samples)

@@ -77,14 +77,22 @@ def _draw_outline(kind: str) -> Callable[[ImageDraw.ImageDraw, np.ndarray, float
     return draw
 
 
-def _outline_mask(kind: str, rng: np.random.Generator, size: int) -> Mask:
-    """One large filled shape near the centre, with a random size, offset and slight turn."""
+def _outline_mask(
+    kind: str, rng: np.random.Generator, size: int, place: tuple[float, float, float] | None = None
+) -> Mask:
+    """One large filled shape near the centre, with a random size, offset and slight turn.
+
+    `place` = (x, y, radius) in pixels puts it there instead (for tests of where the
+    network looks).
+    """
     image = Image.new("L", (size, size), 0)
     # Large and roughly centred: a network trained for minutes cannot also learn to find
     # small shapes anywhere in the picture.
     radius = float(rng.uniform(0.25, 0.36)) * size
     offset = rng.uniform(-0.1, 0.1, size=2) * size
     centre = np.clip(size / 2 + offset, radius, size - radius)
+    if place is not None:
+        centre, radius = np.array(place[:2], np.float64), place[2]
     angle = float(rng.uniform(-0.17, 0.17))  # about +-10 degrees
     _draw_outline(kind)(ImageDraw.Draw(image), centre, radius, angle)
     return np.asarray(image) > 127
@@ -125,13 +133,28 @@ def _noise(size: int) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((side, side, 3), dtype=np.float32)
 
 
-def generate_image(class_index: int, rng: np.random.Generator, size: int = 256) -> Image.Image:
-    """One RGB image of class `SHAPE_CLASSES[class_index]`, drawn with `rng`."""
+TEXTURES = frozenset(
+    {"horizontal_stripes", "vertical_stripes", "diagonal_stripes", "checkerboard", "dots"}
+)
+
+
+def generate_image(
+    class_index: int,
+    rng: np.random.Generator,
+    size: int = 256,
+    place: tuple[float, float, float] | None = None,
+) -> Image.Image:
+    """One RGB image of class `SHAPE_CLASSES[class_index]`, drawn with `rng`.
+
+    `place` = (x, y, radius) puts an outline class's shape at a known spot.
+    """
     kind = SHAPE_CLASSES[class_index]
-    if kind.endswith("stripes") or kind in ("checkerboard", "dots"):
+    if kind in TEXTURES:
+        if place is not None:
+            raise ValueError(f"{kind} is a texture over the whole image: it has no place")
         mask = _texture_mask(kind, rng, size)
     else:
-        mask = _outline_mask(kind, rng, size)
+        mask = _outline_mask(kind, rng, size, place)
     background, foreground = _colours(rng)
     pixels = np.where(mask[..., None], foreground, background)
     top, left = rng.integers(0, _NOISE_SIDE - size + 1, size=2) if size <= _NOISE_SIDE else (0, 0)

@@ -1,5 +1,7 @@
 """GET /: the web page for looking inside the network (static files, no build step, no CDN).
 
+A browser (its Accept names text/html) gets the page; any other client gets KServe
+v1's liveness answer, `{"status": "alive"}`, which KServe's SDK reads at the root.
 Also GET /v1/samples, the sample photos the page offers, so the list lives in one
 place: the files under static/samples/.
 """
@@ -9,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 SAMPLES_DIR = STATIC_DIR / "samples"
@@ -31,9 +33,14 @@ router = APIRouter()
 
 
 @router.get("/", include_in_schema=False)
-async def index() -> FileResponse:
-    """The single-page explorer; its scripts and styles are under /static."""
-    return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=SECURITY_HEADERS)
+async def index(request: Request) -> Response:
+    """The single-page explorer for browsers (scripts and styles under /static); else liveness."""
+    vary = {"Vary": "Accept"}  # one URL, two answers: caches must keep them apart
+    if "text/html" in request.headers.get("accept", "").lower():
+        return FileResponse(
+            STATIC_DIR / "index.html", media_type="text/html", headers=SECURITY_HEADERS | vary
+        )
+    return JSONResponse({"status": "alive"}, headers=vary)
 
 
 @router.get("/v1/samples", tags=["page"])

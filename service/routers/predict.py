@@ -40,12 +40,15 @@ async def predict(
 ) -> Response:
     """Ranked labels with probabilities for each image, in upload order."""
     batcher = state.require_batcher()
+    engine = state.require_engine()  # one model for the whole request, even across a reload
     blobs = await read_uploads(image, state)
-    tensors = await preprocess_uploads(image, blobs, state)
-    outputs = await batcher.submit(tensors, ("logits",), timeout_s=state.settings.request_timeout_s)
-    labels = state.artifacts.labels
+    tensors = await preprocess_uploads(image, blobs, state, engine.artifacts.preprocess)
+    outputs = await batcher.submit(
+        tensors, ("logits",), timeout_s=state.settings.request_timeout_s, run=engine.run
+    )
+    labels = engine.artifacts.labels
     answer = {
-        "model": state.artifacts.manifest.name,
+        "model": engine.artifacts.manifest.name,
         "results": [
             {"filename": upload.filename, "predictions": top_k(out["logits"], labels, top_k_)}
             for upload, out in zip(image, outputs, strict=True)

@@ -3,8 +3,8 @@
 The weights are read from the fp32 ONNX file's initializers (`<layer>.weight`)
 with onnx, not through onnxruntime (which does not expose them) and never with
 torch. Parsing the file costs a second copy of the model in memory for a moment,
-so it happens once, on the first request, off the event loop, and only the PNG is
-kept.
+so it happens once, on the first request, off the event loop, and only that layer's
+weights are kept.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import asyncio
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import numpy.typing as npt
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from service.errors import BadInput, NotFound
@@ -40,17 +41,22 @@ def read_initializer(model_path: Path, name: str) -> npt.NDArray[np.float32]:
 
 
 @lru_cache(maxsize=4)
-def layer_filters_png(model_path: Path, layer: str) -> bytes:
-    """The PNG of `layer`'s filters in the model file, computed once per file and layer."""
+def layer_filters(model_path: Path, layer: str) -> npt.NDArray[np.float32]:
+    """`layer`'s RGB filters in the model file, read once per file and layer."""
     weights = read_initializer(model_path, f"{layer}.weight")
     if weights.ndim != 4 or weights.shape[1] != 3:
         raise BadInput(f"{layer}'s filters are not RGB images (weights {list(weights.shape)})")
-    return filters_png(weights)
+    return weights
 
 
-def _locked_filters_png(model_path: Path, layer: str) -> bytes:
+def _filters_png(model_path: Path, layer: str, channel: int | None) -> bytes:
     with _load_lock:
-        return layer_filters_png(model_path, layer)
+        weights = layer_filters(model_path, layer)
+    if channel is None:
+        return filters_png(weights)
+    if channel >= len(weights):
+        raise NotFound(f"{layer} has channels 0..{len(weights) - 1}, not {channel}")
+    return filters_png(weights[channel : channel + 1])
 
 
 @router.get(
@@ -58,7 +64,11 @@ def _locked_filters_png(model_path: Path, layer: str) -> bytes:
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-async def layer_filters(state: StateDep, name: str) -> Response:
+async def filters(
+    state: StateDep,
+    name: str,
+    channel: Annotated[int | None, Query(ge=0, description="one filter alone")] = None,
+) -> Response:
     """The learned filters of a layer that sees the RGB image (conv1), as colour tiles."""
     manifest = state.artifacts.manifest
     layer = manifest.layer(name)
@@ -70,5 +80,5 @@ async def layer_filters(state: StateDep, name: str) -> Response:
             f"only a convolution that sees the RGB image has colour filters: "
             f"{', '.join(first)}, not {name}"
         )
-    png = await asyncio.to_thread(_locked_filters_png, state.artifacts.fp32_path, name)
+    png = await asyncio.to_thread(_filters_png, state.artifacts.fp32_path, name, channel)
     return Response(png, media_type="image/png")

@@ -10,12 +10,26 @@ from typing import Any
 import pytest
 
 from core.errors import ArtifactError
-from core.manifest import Manifest, read_manifest, verify_files, write_manifest
+from core.manifest import Manifest, read_manifest, serving_version, verify_files, write_manifest
 from model.architecture import layer_table, paper_alexnet
 
 # Written by `alexnet export` before the manifest became a pydantic model (commit 801ebc4),
 # for the trained demo model: artifacts folders of that time must still be read.
 BEFORE_REDESIGN = Path(__file__).resolve().parent.parent / "data" / "manifest-before-redesign.json"
+
+
+# A channel_patches entry as `alexnet export` writes it (the old manifest above has none).
+PATCHES = {
+    "path": "channel_patches.npz",
+    "sha256": "0" * 64,
+    "bytes": 1,
+    "format": "alexnet-channel-patches/1",
+    "layers": ["conv1", "conv2", "conv3", "conv4", "conv5"],
+    "top_k": 9,
+    "images": 256,
+    "images_kept": 256,
+    "source": "shapes (drawn procedurally, seed 12345)",
+}
 
 
 def folder_with(tmp_path: Path, manifest: dict[str, Any] | str) -> Path:
@@ -64,6 +78,12 @@ def test_the_layer_table_is_the_manifest_layer_type() -> None:
         (lambda m: m.update(num_classes=3), "3"),
         (lambda m: m["files"].pop("fp32"), "no fp32 model"),
         (lambda m: m.update(outputs=["logits"]), "outputs"),
+        (lambda m: m.update(channel_patches={**PATCHES, "k": 9}), "channel_patches.k"),
+        (
+            lambda m: m.update(channel_patches={**PATCHES, "layers": ["conv1", "pool1"]}),
+            "channel_patches.layers must be conv layers",
+        ),
+        (lambda m: m.update(channel_patches={**PATCHES, "top_k": 0}), "channel_patches.top_k"),
     ],
 )
 def test_unknown_missing_or_mistyped_fields_are_refused_in_one_line(
@@ -101,13 +121,34 @@ def test_checksums_are_verified(tmp_path: Path, exported_artifacts: Path) -> Non
         verify_files(folder, manifest)
 
 
-def test_written_manifests_read_back_equal(tmp_path: Path, old: dict[str, Any]) -> None:
-    manifest = Manifest.model_validate(old)
+@pytest.mark.parametrize("patches", [None, PATCHES], ids=["without patches", "with patches"])
+def test_written_manifests_read_back_equal(
+    tmp_path: Path, old: dict[str, Any], patches: dict[str, Any] | None
+) -> None:
+    manifest = Manifest.model_validate({**old, "channel_patches": patches})
     folder = tmp_path / "out"
     folder.mkdir()
     write_manifest(folder, manifest)
     assert read_manifest(folder) == manifest
     assert not list(folder.glob("*.partial"))
+
+
+@pytest.mark.parametrize(
+    ("version", "served"),
+    [
+        ("1", "1"),
+        ("12", "12"),
+        ("007", "7"),
+        ("0", "1"),
+        ("v2", "1"),
+        ("2024.1", "1"),
+        ("-3", "1"),
+        ("\u0663", "1"),
+    ],  # the last is Arabic-Indic three: a digit, not ASCII
+)
+def test_servers_publish_a_positive_integer_version(version: str, served: str) -> None:
+    """Triton's URLs take [0-9]+ and perf_analyzer parses the version as an integer."""
+    assert serving_version(version) == served
 
 
 RECORD = {

@@ -6,8 +6,6 @@ The oracle is `model_config.proto` as compiled in tritonclient, parsed strictly
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -16,28 +14,16 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from google.protobuf import text_format
+from google.protobuf import json_format, text_format
 from onnx import TensorProto, helper, numpy_helper
 
 from core.errors import UserFacingError
 from core.manifest import InputTensor, Layer, Manifest, read_manifest
-from model.triton import write_triton_repository
+from core.triton_config import TensorSpec, model_config
+from model.triton import graph_tensors, write_triton_repository
+from tests.support import triton_protos
 
 LABELS = [f"class {i}" for i in range(10)]
-
-
-@functools.cache
-def triton_protos() -> Any:
-    """tritonclient's compiled model_config.proto, loaded without grpcio (its __init__ wants it)."""
-    spec = importlib.util.find_spec("tritonclient")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("tritonclient (a dev dependency) is not installed")
-    source = Path(next(iter(spec.submodule_search_locations))) / "grpc" / "model_config_pb2.py"
-    module_spec = importlib.util.spec_from_file_location("triton_model_config_pb2", source)
-    assert module_spec is not None and module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
 
 
 def type_name(number: int) -> str:
@@ -176,6 +162,27 @@ def test_rewrite_replaces_the_model_folder(tiny_model: Path, tmp_path: Path) -> 
     # A version that is not a positive integer becomes 1; the stale version 3 is gone.
     assert sorted(p.name for p in folder.iterdir()) == ["1", "config.pbtxt", "labels.txt"]
     assert sorted(p.name for p in repo.iterdir()) == ["tiny"]
+
+
+def test_the_json_form_is_the_same_model_config(tiny_model: Path, tmp_path: Path) -> None:
+    """What the service answers at /config (core's dict, read as protobuf JSON by Triton's
+    schema, strictly) and what config.pbtxt says are one ModelConfig."""
+    folder = write_triton_repository(
+        tiny_model, tiny_manifest(), tmp_path / "repo", max_batch_size=8, max_queue_delay_us=700
+    )
+    inputs, outputs = graph_tensors(onnx.load(str(tiny_model)))
+    as_json = model_config("tiny", inputs, outputs, max_batch_size=8, max_queue_delay_us=700)
+    parsed = json_format.ParseDict(json.loads(json.dumps(as_json)), triton_protos().ModelConfig())
+    assert parsed == parse_config(folder / "config.pbtxt")
+    assert parsed.instance_group[0].kind == triton_protos().ModelInstanceGroup.KIND_AUTO
+
+
+def test_bytes_are_type_string_in_a_config() -> None:
+    config = model_config(
+        "img", [TensorSpec("input", "BYTES", (1,))], [], max_batch_size=4, max_queue_delay_us=0
+    )
+    parsed = json_format.ParseDict(config, triton_protos().ModelConfig())
+    assert type_name(parsed.input[0].data_type) == "TYPE_STRING"
 
 
 def test_parser_is_strict(tiny_model: Path, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
-from service.batcher import DynamicBatcher, Lane
+from service.batcher import BatchRecord, DynamicBatcher, Lane, RequestTiming
 from service.errors import DeadlineExceeded, InferenceFailed, Overloaded
 
 
@@ -221,13 +221,9 @@ def test_interactive_work_overtakes_queued_background_work() -> None:
         assert (await prediction)[0]["y"][0, 0, 0] == 2
         assert len(await background) == 10
 
-    run(_with_batcher(model, body, max_batch_size=4, max_wait_s=0.0))
-    # The prediction runs in the very next batch, first, with background images filling it.
-    assert model.values == [
-        [100, 101, 102, 103],
-        [1, 104, 105, 106],
-        [107, 108, 109],
-    ]
+    run(_with_batcher(model, body, max_batch_size=8, max_wait_s=0.0, background_batch_size=4))
+    # The prediction runs in the very next batch, alone; background batches stay small.
+    assert model.values == [[100, 101, 102, 103], [1], [104, 105, 106, 107], [108, 109]]
 
 
 def test_jobs_run_on_the_inference_thread_after_interactive_work() -> None:
@@ -266,3 +262,56 @@ def test_a_failing_job_fails_its_caller_only() -> None:
         return (await batcher.submit([tensor(3)], ("y",), timeout_s=5))[0]
 
     assert run(_with_batcher(model, body))["y"][0, 0, 0] == 6
+
+
+def test_items_run_on_the_model_they_were_prepared_for() -> None:
+    """A reload swaps `run`: what was queued for the old model still runs on it, alone."""
+    old, new = RecordingModel(), RecordingModel()
+    old.release.clear()
+
+    async def body(batcher: DynamicBatcher) -> None:
+        first = asyncio.ensure_future(batcher.submit([tensor(0)], ("y",), timeout_s=5))
+        await entered(old)  # the old model holds a batch; the next items queue behind it
+        queued_old = asyncio.ensure_future(batcher.submit([tensor(1)], ("y",), timeout_s=5))
+        await until(lambda: batcher.depth == 1)
+        batcher.run = new
+        queued_new = asyncio.ensure_future(batcher.submit([tensor(2)], ("y",), timeout_s=5))
+        await until(lambda: batcher.depth == 2)
+        old.release.set()
+        await asyncio.gather(first, queued_old, queued_new)
+
+    run(_with_batcher(old, body))
+    assert old.batches == [(1, ("y",)), (1, ("y",))]
+    assert new.batches == [(1, ("y",))]
+
+
+def test_one_record_per_batch_and_each_request_timed() -> None:
+    model = RecordingModel(delay_s=0.01)
+    records: list[BatchRecord] = []
+    timings = [RequestTiming("a"), RequestTiming("b"), RequestTiming("a")]
+
+    async def body(batcher: DynamicBatcher) -> None:
+        sizes = (5, 2, 3)  # 10 images in batches of at most 4: at least 3 batches
+        await asyncio.gather(
+            *(
+                batcher.submit([tensor(i)] * size, ("y",), timeout_s=5, timing=timing)
+                for i, (size, timing) in enumerate(zip(sizes, timings, strict=True))
+            ),
+            batcher.submit([tensor(9)], ("y",), timeout_s=5),  # untimed, like /v1/predict
+        )
+
+    run(_with_batcher(model, body, max_batch_size=4, observe=records.append))
+    assert [record.size for record in records] == [size for size, _ in model.batches]
+    assert sum(record.size for record in records) == 11
+    assert sum(sum(record.tags.values()) for record in records) == 10
+    assert sum(record.tags.get("a", 0) for record in records) == 8
+    for timing in timings:
+        took_part = [r for r in records if r.tags.get(timing.tag)]
+        assert 1 <= timing.executions <= len(took_part)
+        assert timing.infer_ns >= timing.executions * 10_000_000  # each batch slept 10 ms
+        assert timing.queue_ns > 0
+    for record in records:
+        assert record.inference_ns >= 10_000_000 and record.oldest_wait_ns >= 0
+        assert record.input_ns >= 0 and record.output_ns >= 0
+    # A batch counts once per request in it (two requests of tag "a" may share one).
+    assert sum(t.executions for t in timings) >= sum(len(r.tags) for r in records)

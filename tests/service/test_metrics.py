@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import httpx
 import numpy as np
 import tritonclient.http as triton
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import RunningServer
+from tests.support import RunningServer, scrape
 
 INFER = "/v2/models/{name}/infer"
-
-
-@dataclass
-class Scrape:
-    """One /metrics answer: family types and every sample by name and labels."""
-
-    types: dict[str, str]
-    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-    def value(self, metric: str, /, **labels: str) -> float:
-        return self.samples.get((metric, tuple(sorted(labels.items()))), 0.0)
-
-    def label_sets(self, name: str) -> list[dict[str, str]]:
-        return [dict(labels) for sample, labels in self.samples if sample == name]
-
-
-def scrape(url: str) -> Scrape:
-    response = httpx.get(f"{url}/metrics", timeout=30)
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    types, samples = {}, {}
-    for family in text_string_to_metric_families(response.text):
-        types[family.name] = family.type
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return Scrape(types, samples)
 
 
 def _traffic(server: RunningServer, photos: dict[str, bytes]) -> None:

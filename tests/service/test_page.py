@@ -44,7 +44,7 @@ BAD_REQUEST = "the server responded with a status of 400"
 
 
 def test_page_is_served_with_security_headers(server: RunningServer) -> None:
-    response = httpx.get(f"{server.url}/")
+    response = httpx.get(f"{server.url}/", headers={"Accept": "text/html"})  # as browsers ask
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in response.headers["content-security-policy"]
@@ -251,6 +251,16 @@ def test_explorer_shows_conv1_maps_and_receptive_fields(
     expect(page.locator("#layer-stats")).to_contain_text(f"{sparsity * 100:.1f} %")
     page.locator("#map-grid .map").nth(7).click()
     expect(page.locator("#unit-title")).to_have_text("conv1, channel 7")
+    # What the channel looks for: the API's top patches, and conv1's own filter beside them.
+    top = httpx.get(f"{server.url}/v1/channels/conv1/7/top").json()
+    expect(page.locator("#channel-gallery")).to_be_visible()
+    expect(page.locator("#channel-gallery-caption")).to_contain_text(
+        f"The {len(top['patches'])} images (of {top['images']} the export ran)"
+    )
+    expect(page.locator("#channel-gallery-caption")).to_contain_text("11 px square")
+    for image in ("#channel-patches", "#channel-filter"):
+        expect(page.locator(image)).to_have_js_property("complete", True)
+        assert page.evaluate(f"document.querySelector('{image}').naturalWidth") > 0
 
     def choose_unit(row: int, col: int, rows: int, cols: int) -> None:
         box = page.locator("#unit-map").bounding_box()

@@ -9,7 +9,17 @@ import pytest
 from PIL import Image
 
 from service.numerics.errors import InvalidArgument
-from service.pictures import array_png, feature_grid_png, filters_png, to_uint8
+from service.pictures import (
+    GAP,
+    LABEL_HEIGHT,
+    ShiftPanels,
+    array_png,
+    feature_grid_png,
+    filters_png,
+    fraction_bars_png,
+    shift_comparison_png,
+    to_uint8,
+)
 
 
 def decode(png: bytes) -> Image.Image:
@@ -100,3 +110,56 @@ def test_filters_are_rgb_tiles_each_scaled_on_its_own() -> None:
     assert image.mode == "RGB"
     colours = {tuple(c) for c in np.asarray(image).reshape(-1, 3)}
     assert {(255, 0, 0), (0, 0, 255)} <= colours
+
+
+def test_a_value_range_shares_one_scale() -> None:
+    np.testing.assert_array_equal(to_uint8(np.array([1.0, 2.0]), (0.0, 4.0)), [64, 128])
+    np.testing.assert_array_equal(to_uint8(np.array([-1.0, 9.0]), (0.0, 4.0)), [0, 255])
+    assert not to_uint8(np.array([1.0, 2.0]), (3.0, 3.0)).any()
+
+
+def test_shift_comparison_draws_maps_alike_and_colours_the_difference() -> None:
+    # One row; the difference's scale is the largest difference (19), drawn white.
+    moved = np.arange(20, dtype=np.float32).reshape(4, 5)
+    kinds = np.full((4, 5), 2, np.int8)
+    kinds[:, 0] = 0  # no counterpart
+    kinds[0, 1:] = 1  # border
+    shifted = moved.copy()
+    shifted[0, 2] += 19.0  # a border difference as large as the maps' range
+    labels = ("moved", "shifted", "difference")
+    image = decode(shift_comparison_png([ShiftPanels(moved, shifted, kinds, labels)]))
+    assert image.mode == "RGB"
+    pixels = np.asarray(image)
+    # Three cells side by side, each the 5x4 map enlarged 33 times (165 px cells).
+    zoom = 33
+    cells = [
+        pixels[GAP + LABEL_HEIGHT :, GAP + c * (5 * zoom + GAP) :][
+            : 4 * zoom : zoom, : 5 * zoom : zoom
+        ]
+        for c in range(3)
+    ]
+    assert cells[0].shape == (4, 5, 3)
+    # The moved map: grey, lowest black, ...
+    assert tuple(cells[0][0, 0]) == (0, 0, 0) and (cells[0][..., 0] == cells[0][..., 2]).all()
+    # ... on the same scale as the shifted map, where equal values look equal.
+    np.testing.assert_array_equal(cells[0][1:], cells[1][1:])
+    difference = cells[2].astype(int)
+    assert tuple(difference[1, 1]) == (0, 0, 0)  # interior, equal: black
+    assert tuple(difference[0, 1]) == (80, 0, 0)  # border, equal: dark red
+    assert tuple(difference[1, 0]) == (0, 0, 110)  # no counterpart: dark blue
+    assert tuple(difference[0, 2]) == (255, 255, 255)  # border, the largest difference
+
+
+def test_fraction_bars_are_as_tall_as_the_fractions() -> None:
+    image = decode(fraction_bars_png(["1", "2"], [("a", [1.0, 0.5]), ("b", [0.0, 0.25])], "t"))
+    assert image.mode == "RGB"
+    pixels = np.asarray(image)
+    # The first series' colour fills a column as tall as the chart for 1.0, half for 0.5.
+    grey = (pixels == np.array([150, 150, 150], np.uint8)).all(axis=2)
+    heights = sorted(int(h) for h in grey.sum(axis=0) if h > 0)
+    assert heights[-1] >= 200 and any(99 <= h <= 103 for h in heights)
+
+
+def test_fraction_bars_need_groups_and_series() -> None:
+    with pytest.raises(InvalidArgument):
+        fraction_bars_png([], [("a", [])], "t")

@@ -273,7 +273,8 @@ def test_auth_guards_the_api_and_leaves_probes_open(
     for path in ("/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready"):
         assert httpx.get(f"{url}{path}").status_code == 200, path
     assert "alexnet_http_requests" in httpx.get(f"{url}/metrics").text
-    assert httpx.get(f"{url}/").status_code == 200  # the page loads; its API calls need the key
+    page = httpx.get(f"{url}/", headers={"Accept": "text/html"})
+    assert page.status_code == 200  # the page loads; its API calls need the key
     assert httpx.get(f"{url}/v1/model").status_code == 401
     assert API_KEY not in loaded_server.log()
 

@@ -90,6 +90,23 @@ def test_everything_else_needs_the_key(guarded: AppClient, path: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/repository/index",
+        "/v2/repository/models/alexnet/load",
+        "/v2/repository/models/alexnet/unload",
+        "/v1/models/alexnet:predict",
+    ],
+)
+def test_repository_and_kserve_routes_need_the_key(guarded: AppClient, path: str) -> None:
+    refused = guarded.post(path, content=b"{}")
+    assert refused.status_code == 401
+    assert isinstance(refused.json()["error"], str)  # the protocols' own error form
+    authorised = guarded.post(path, content=b"{}", headers={"Authorization": f"Bearer {KEY}"})
+    assert authorised.status_code == 503  # past the key; no model in this app
+
+
+@pytest.mark.parametrize(
     ("header", "status"),
     [
         (f"Bearer {KEY}", 200),
@@ -157,7 +174,7 @@ def test_refusals_have_them_too(guarded: AppClient) -> None:
 
 
 def test_the_page_keeps_its_own_stricter_policy_once() -> None:
-    response = client().get("/")
+    response = client().get("/", headers={"Accept": "text/html"})  # a browser's request
     policies = response.headers.get_list("content-security-policy")
     assert len(policies) == 1 and PAGE_CSP_MARK in policies[0]
     assert len(response.headers.get_list("x-content-type-options")) == 1

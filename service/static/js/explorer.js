@@ -6,6 +6,7 @@ import { parseNpz } from "./npz.js";
 import { receptiveFields } from "./fields.js";
 import { summarise } from "./summary.js";
 import { UnitView } from "./unitview.js";
+import { ChannelGallery } from "./gallery.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -34,6 +35,7 @@ export class Explorer {
     this.cache = new Map();
     this.token = 0;
     this.unit = new UnitView();
+    this.gallery = new ChannelGallery(model);
     this.rgbLayer = model.layers.find((l) => l.type === "conv" && l.in_channels / l.groups === 3)?.name;
     this.drawLayers();
   }
@@ -192,6 +194,7 @@ export class Explorer {
       cell.setAttribute("aria-pressed", String(cell.dataset.channel === String(channel)));
     }
     this.unit.open({ layer, channel, array, field: this.fields.get(layer.name), crop: this.crop });
+    this.gallery.show(layer, channel);
   }
 
   /** The learned filters of the layer that sees the RGB image (GET /v1/layers/<name>/filters.png). */
