@@ -28,7 +28,7 @@ from service.channel_patches import Window
 from service.numerics.shifts import layer_footprint
 
 CONVS = ["conv1", "conv2", "conv3", "conv4", "conv5"]
-SPEC = PreprocessSpec()
+SPEC = PreprocessSpec.for_input(227)  # as the export writes it (crop-region resampling)
 
 
 def session_on(artifacts: Path) -> ort.InferenceSession:

@@ -27,7 +27,7 @@ from service.engine import Engine
 from tests.service.inprocess import serve_in_thread
 from tests.support import RunningServer
 
-SPEC = PreprocessSpec()
+SPEC = PreprocessSpec.for_input(227)  # as the export writes it (crop-region resampling)
 # start, jump, size of each conv layer's windows, worked out by hand from the paper's
 # paddings: conv2 pads 2 at jump 8 (-16), conv3, conv4, conv5 pad 1 each at jump 16.
 WINDOWS = {
