@@ -98,3 +98,8 @@ perf-analyzer:
 	  && scripts/perf-analyzer --version \
 	  || echo "perf_analyzer could not be installed: its test will be skipped"; \
 	fi
+
+# The GPU check on an NVIDIA host (README, "GPU check"); GPU_CHECK_ARGS=--dry-run anywhere.
+.PHONY: gpu-check
+gpu-check:
+	benchmarks/gpu_check.sh $(GPU_CHECK_ARGS)

@@ -27,6 +27,7 @@ from benchmarks import probes
 from benchmarks.bf16_probe import probe as bf16_probe
 from benchmarks.bf16_probe import summary as bf16_summary
 from benchmarks.corpus import Multipart, build_corpus, large_rgb_jpeg, multipart
+from benchmarks.explain_load import explain_latency, predictions_beside_explanations
 from benchmarks.loadgen import LoadResult, choose_client, run_load
 from benchmarks.machine import machine
 from benchmarks.options import BenchConfig
@@ -151,6 +152,13 @@ def run_benchmark(config: BenchConfig) -> int:
             else (None, None)
         )
         activations = probes.activations_vs_predict(server.url, corpus[0], rounds)
+        explain, beside = None, None
+        if info.get("explain"):  # artifacts exported with the gradient graph
+            print("explanations: latency, and predictions beside them ...", flush=True)
+            explain = explain_latency(server.url, corpus[0], 3 if quick else 8)
+            beside = predictions_beside_explanations(
+                server.url, client, bodies, corpus[0], 4, seconds, 2 if quick else 3
+            )
         endpoint_ms, _ = probes.convolve_endpoint_ms(server.url, jpeg, rounds)
         limit_service = paired_limit(
             engine, settings, blobs, (server, watch), client, bodies, compare_at, seconds, limit
@@ -168,6 +176,8 @@ def run_benchmark(config: BenchConfig) -> int:
             one_paired=one_paired,
             serial=serial,
             limit_service=limit_service,
+            explain_latency=explain,
+            beside_explanations=beside,
         )
         results.machine["load average before the run"] = load_before
         results.machine["bf16"] = bf16_summary(bf16_probe())

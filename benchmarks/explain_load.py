@@ -60,12 +60,12 @@ class MixedLoad:
     occlusions: int  # completed by the explaining client during the mixed bursts
 
     @staticmethod
-    def _median(results: list[LoadResult], attribute: str) -> float:
+    def median(results: list[LoadResult], attribute: str) -> float:
         return float(np.median([getattr(result, attribute) for result in results]))
 
     @property
     def p99_ratio(self) -> float:
-        return self._median(self.mixed, "p99_ms") / self._median(self.alone, "p99_ms")
+        return self.median(self.mixed, "p99_ms") / self.median(self.alone, "p99_ms")
 
 
 def predictions_beside_explanations(

@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from benchmarks.explain_load import ExplainLatency, MixedLoad
 from benchmarks.limit import Convolution, Limit, LogitsOnly, ModelAlone
 from benchmarks.loadgen import LoadResult
 from benchmarks.precision import precision_costs
@@ -107,6 +108,10 @@ class Results:
     # alternating with the two servers' (variant_baseline, variant_level).
     variant_inprocess_batch: int = 0
     variant_inprocess: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # Explanations (when the artifacts have them): latency at concurrency 1, and
+    # predictions beside a client that explains all the time, in alternating bursts.
+    explain_latency: ExplainLatency | None = None
+    beside_explanations: MixedLoad | None = None
     peak_rss: int = 0
     notes: list[str] = field(default_factory=list)
 

@@ -105,6 +105,8 @@ def test_quick_bench_writes_every_figure(exported_artifacts: Path, tmp_path: Pat
         "of which decode",
         "bf16: bf16 Conv",
         "int8 top-1 agreement",
+        "Grad-CAM (conv5) / occlusion (48 px every 24 px) / predict, concurrency 1",
+        "beside one client asking for occlusions / alone",
         "queue wait",
         "inference (ms/batch",
         "batch sizes ran",
@@ -117,7 +119,7 @@ def test_quick_bench_writes_every_figure(exported_artifacts: Path, tmp_path: Pat
     ):
         assert figure in report, figure
     targets = [line for line in report.splitlines() if line.endswith(("| yes |", "| **no** |"))]
-    assert len(targets) == 13, targets
+    assert len(targets) == 14, targets
     assert "n/a" not in report.split("## Load levels")[1].split("## The limit")[0]
 
     with Image.open(tmp_path / "quick.png") as plot:
