@@ -41,44 +41,26 @@ from service.v2.views import ModelView, find_view, is_available, serving_view, v
 router = APIRouter(prefix="/v1/models", tags=["v1 (KServe)"])
 
 EXPLAIN_OPTIONS = ("method", "class", "layer", "patch", "stride")
-EXPLAIN_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["instances"],
-                    "properties": {
-                        "instances": {"type": "array", "minItems": 1},
-                        "method": {"enum": ["occlusion", "gradcam", "gradcam++"]},
-                        "class": {"type": ["string", "integer"]},
-                        "layer": {"type": "string"},
-                        "patch": {"type": "integer", "minimum": 1},
-                        "stride": {"type": "integer", "minimum": 1},
-                    },
-                }
-            }
-        },
+
+
+def _instances_body(**properties: Any) -> dict[str, Any]:
+    """OpenAPI for a JSON body of `instances` and the named options (the handlers read raw JSON)."""
+    schema = {
+        "type": "object",
+        "required": ["instances"],
+        "properties": {"instances": {"type": "array", "minItems": 1}, **properties},
     }
-}
-PREDICT_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["instances"],
-                    "properties": {
-                        "instances": {"type": "array", "minItems": 1},
-                        "top_k": {"type": "integer", "minimum": 1, "maximum": 1000},
-                    },
-                }
-            }
-        },
-    }
-}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+EXPLAIN_BODY = _instances_body(
+    method={"enum": ["occlusion", "gradcam", "gradcam++"]},
+    layer={"type": "string"},
+    patch={"type": "integer", "minimum": 1},
+    stride={"type": "integer", "minimum": 1},
+    **{"class": {"type": ["string", "integer"]}},
+)
+PREDICT_BODY = _instances_body(top_k={"type": "integer", "minimum": 1, "maximum": 1000})
 
 
 class ModelList(BaseModel):
