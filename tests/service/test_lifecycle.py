@@ -50,6 +50,10 @@ def _refused(url: str) -> bool:
         httpx.get(f"{url}/health/live", timeout=1)
     except httpx.ConnectError:
         return True
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        # Connected just before the listening socket closed, so reset unread (as in the
+        # load test below): not refused yet, the next probe will tell.
+        return False
     return False
 
 
