@@ -157,7 +157,14 @@ def run_benchmark(config: BenchConfig) -> int:
             print("explanations: latency, and predictions beside them ...", flush=True)
             explain = explain_latency(server.url, corpus[0], 3 if quick else 8)
             beside = predictions_beside_explanations(
-                server.url, client, bodies, corpus[0], 4, seconds, 2 if quick else 3
+                server.url,
+                client,
+                bodies,
+                corpus[0],
+                4,
+                seconds,
+                2 if quick else 3,
+                settings.background_batch_size,
             )
         endpoint_ms, _ = probes.convolve_endpoint_ms(server.url, jpeg, rounds)
         limit_service = paired_limit(

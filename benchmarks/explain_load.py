@@ -25,6 +25,8 @@ class ExplainLatency:
     gradcam_ms: float
     occlusion_ms: float
     occlusion_passes: int
+    occlusion_patch: int  # the service's default grid, as its answers state it
+    occlusion_stride: int
 
 
 def _timed_post(http: httpx.Client, path: str, image: Upload, **form: str) -> tuple[float, dict]:
@@ -39,17 +41,23 @@ def _timed_post(http: httpx.Client, path: str, image: Upload, **form: str) -> tu
 def explain_latency(url: str, image: Upload, rounds: int) -> ExplainLatency:
     """Median ms of predict, Grad-CAM and occlusion, one request at a time, alternated."""
     times: dict[str, list[float]] = {"predict": [], "gradcam": [], "occlusion": []}
-    passes = 0
+    occlusion: dict = {}
     with httpx.Client(base_url=url, timeout=300) as http:
         _timed_post(http, "/v1/explain/gradcam", image)  # opens the gradient graph
         for _ in range(rounds):
             times["predict"].append(_timed_post(http, "/v1/predict", image)[0])
             times["gradcam"].append(_timed_post(http, "/v1/explain/gradcam", image)[0])
-            elapsed, body = _timed_post(http, "/v1/explain/occlusion", image)
+            elapsed, occlusion = _timed_post(http, "/v1/explain/occlusion", image)
             times["occlusion"].append(elapsed)
-            passes = int(body["forward_passes"])
     medians = {name: float(np.median(spent)) * 1000 for name, spent in times.items()}
-    return ExplainLatency(medians["predict"], medians["gradcam"], medians["occlusion"], passes)
+    return ExplainLatency(
+        medians["predict"],
+        medians["gradcam"],
+        medians["occlusion"],
+        occlusion_passes=int(occlusion["forward_passes"]),
+        occlusion_patch=int(occlusion["patch"]),
+        occlusion_stride=int(occlusion["stride"]),
+    )
 
 
 @dataclass
@@ -58,14 +66,19 @@ class MixedLoad:
     alone: list[LoadResult]
     mixed: list[LoadResult]
     occlusions: int  # completed by the explaining client during the mixed bursts
+    background_batch: int  # the most occluded copies one background batch holds
 
-    @staticmethod
-    def median(results: list[LoadResult], attribute: str) -> float:
-        return float(np.median([getattr(result, attribute) for result in results]))
+    @property
+    def alone_p99_ms(self) -> float:
+        return float(np.median([result.p99_ms for result in self.alone]))
+
+    @property
+    def mixed_p99_ms(self) -> float:
+        return float(np.median([result.p99_ms for result in self.mixed]))
 
     @property
     def p99_ratio(self) -> float:
-        return self.median(self.mixed, "p99_ms") / self.median(self.alone, "p99_ms")
+        return self.mixed_p99_ms / self.alone_p99_ms
 
 
 def predictions_beside_explanations(
@@ -76,6 +89,7 @@ def predictions_beside_explanations(
     concurrency: int,
     seconds: float,
     rounds: int,
+    background_batch: int,
 ) -> MixedLoad:
     """Bursts of predictions alone and with one occlusion client running, alternated."""
     alone: list[LoadResult] = []
@@ -96,4 +110,4 @@ def predictions_beside_explanations(
         mixed.append(run_load(client, f"{url}/v1/predict", bodies, concurrency, seconds))
         stop.set()
         explainer.join(timeout=300)
-    return MixedLoad(concurrency, alone, mixed, done[0])
+    return MixedLoad(concurrency, alone, mixed, done[0], background_batch)
