@@ -2,7 +2,7 @@
 
 The model's ratio (onnxruntime alone) shrinks on the way to the client: decode and the
 HTTP path cost the same per image whichever model runs. These figures come from one
-bench run's alternated measurements (`benchmarks.bench.compare_precision`).
+bench run's alternated measurements (`benchmarks.variants.compare_precision`).
 """
 
 from __future__ import annotations
